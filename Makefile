@@ -1,0 +1,56 @@
+# SatCLIP experiment suite. `make repro` runs the pipeline; `make test` runs the tests.
+# Both create the environment (.venv, Python 3.12) first when it is missing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Python 3.12: a working `python3.12`, else pyenv's 3.12 (the pyenv shim needs PYENV_VERSION).
+PYTHON312 ?= $(shell if python3.12 -c 'import sys' >/dev/null 2>&1; then echo python3.12; \
+	elif command -v pyenv >/dev/null 2>&1 && [ -x "$$(pyenv prefix 3.12 2>/dev/null)/bin/python3.12" ]; then \
+	echo "$$(pyenv prefix 3.12)/bin/python3.12"; fi)
+# The local mirror of the upstream data files, when this checkout has one beside it.
+MIRROR ?= $(if $(wildcard ../shared/geodata/SHA256SUMS),$(abspath ../shared/geodata),)
+export SATCLIP_DATA_MIRROR ?= $(MIRROR)
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+# Overlay for `make repro EXP=experiments/<name>.yaml` (applied with `dvc exp run -S`).
+EXP ?=
+
+.PHONY: help setup test repro figures bench lint clean
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON312)" || { echo "error: Python 3.12 not found (python3.12 or pyenv 3.12)" >&2; exit 1; }
+	@test -x $(PY) || $(PYTHON312) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+setup: $(STAMP)  ## create .venv (Python 3.12) and install the package with dev extras
+
+test: $(STAMP)  ## run the test suite
+	$(PY) -m pytest -q
+
+repro: $(STAMP)  ## run the pipeline (dvc repro); EXP=experiments/x.yaml applies an overlay
+ifeq ($(EXP),)
+	dvc repro
+else
+	$(PY) -m satclip.config params.yaml $(EXP)
+	dvc exp run $$($(PY) -m satclip.overlay $(EXP))
+endif
+
+figures: $(STAMP)  ## regenerate the figures from results on disk
+	@echo "figures: not yet implemented (the figures stage arrives with the evaluation stages)" >&2; exit 1
+
+bench: $(STAMP)  ## run every benchmark in benchmarks/ (results under results/bench/)
+	@mkdir -p results/bench
+	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+
+lint: $(STAMP)  ## ruff
+	$(PY) -m ruff check src tests benchmarks
+
+clean:  ## remove caches and pipeline outputs (keeps .venv and data/raw)
+	rm -rf .pytest_cache .ruff_cache results/notebooks results/metrics results/bench data/labels data/pretrain
+	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +

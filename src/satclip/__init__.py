@@ -1,0 +1,2 @@
+"""SatCLIP experiment suite."""
+__version__ = "0.1.0"

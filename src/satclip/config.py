@@ -1,0 +1,329 @@
+"""Typed sections of ``params.yaml``.
+
+Every stage reads its own section through a dataclass. ``from_dict`` walks the dataclass fields,
+so an unknown or misspelled key is an error that names the key and its section (with a
+suggestion), and a value of the wrong type names the key and the expected type.
+Experiment overlays (``experiments/*.yaml``) hold only the keys they change and are merged on
+top of ``params.yaml`` with ``merge``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A params file or overlay does not match the schema."""
+
+
+# --------------------------------------------------------------------------------------------
+# Generic dataclass <- dict conversion
+# --------------------------------------------------------------------------------------------
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        return f"list of {_type_name(inner)}"
+    if tp is type(None):
+        return "null"
+    if dataclasses.is_dataclass(tp):
+        return "mapping"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the type hint ``tp``; return it (nested dataclasses built)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(tp):
+            try:
+                return _convert(value, option, where)
+            except ConfigError as err:
+                errors.append(err)
+        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"{where}: expected null, got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return from_dict(tp, value, where)
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+        return [_convert(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected float, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected int, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected bool (true/false), got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected str, got {value!r}")
+        return value
+    if tp is Any:
+        return value
+    raise ConfigError(f"{where}: unsupported type {tp!r} in schema")
+
+
+def from_dict(cls: type[T], data: dict[str, Any] | None, section: str) -> T:
+    """Build dataclass ``cls`` from ``data``, naming ``section`` in every error.
+
+    Unknown keys, wrong types and values rejected by the dataclass' ``__post_init__`` raise
+    ``ConfigError``. Missing keys take the dataclass defaults.
+    """
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(f"section '{section or '<top>'}': expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(str(key), list(fields), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        where = f"in section '{section}'" if section else "at the top level"
+        raise ConfigError(f"unknown key '{key}' {where}{hint} (known keys: {', '.join(fields)})")
+    kwargs = {k: _convert(v, hints[k], f"{section}.{k}" if section else k) for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as err:
+        if isinstance(err, ConfigError):
+            raise
+        raise ConfigError(f"section '{section or '<top>'}': {err}") from err
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A dataclass config as plain nested dicts (for papermill parameters and logging)."""
+    return dataclasses.asdict(obj)
+
+
+def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``overlay`` into a copy of ``base`` (overlay values win)."""
+    out = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists and scalars are leaves)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The schema of params.yaml
+# --------------------------------------------------------------------------------------------
+
+_CHOICES_PRETRAIN_SET = ("bluemarble", "s2-sample", "s2-100k")
+_CHOICES_ON_CORRUPT = ("fail", "skip")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _check_lat_range(name: str, lo: float, hi: float) -> None:
+    if not -90.0 <= lo < hi <= 90.0:
+        raise ConfigError(f"{name}: need -90 <= min_lat < max_lat <= 90, got {lo}, {hi}")
+
+
+@dataclass
+class Paths:
+    """Where stages read and write (relative to the repository root)."""
+
+    data: str = "data"
+    results: str = "results"
+    # Local mirror of the upstream files; null means $SATCLIP_DATA_MIRROR (or none).
+    mirror: str | None = None
+
+
+@dataclass
+class Runtime:
+    """Process-wide settings shared by every stage."""
+
+    # On a 2-core machine shared with another process one thread ran 4x faster (DESIGN.md).
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ConfigError(f"runtime.threads must be >= 1, got {self.threads}")
+
+
+@dataclass
+class LabelsConfig:
+    """Downstream label tables built by the download stage."""
+
+    tasks: list[str] = field(default_factory=lambda: [
+        "population", "biomes", "air_temperature", "elevation", "countries", "ecoregions",
+        "california_housing"])
+    # Land points shared by the elevation, population, countries, biome and ecoregion tasks.
+    n_points: int = 20000
+    min_lat: float = -60.0
+    max_lat: float = 90.0
+    # Ecoregions with fewer points than this are dropped from the table.
+    min_class_count: int = 1
+
+    def __post_init__(self) -> None:
+        from satclip.data.labels import TASKS  # local import: labels imports heavy geo stacks lazily
+
+        for task in self.tasks:
+            if task not in TASKS:
+                raise ConfigError(f"download.labels.tasks: unknown task {task!r}; "
+                                  f"known: {', '.join(TASKS)}")
+        if self.n_points < 10:
+            raise ConfigError(f"download.labels.n_points must be >= 10, got {self.n_points}")
+        _check_lat_range("download.labels", self.min_lat, self.max_lat)
+
+
+@dataclass
+class BlueMarbleConfig:
+    """RGB pretraining patches cut from NASA Blue Marble (the offline default)."""
+
+    n_points: int = 20000
+    # DESIGN.md: without a southern cut Antarctica is 8 % of the points.
+    min_lat: float = -60.0
+    max_lat: float = 80.0
+    patch_px: int = 32
+
+    def __post_init__(self) -> None:
+        if self.n_points < 1:
+            raise ConfigError(f"download.bluemarble.n_points must be >= 1, got {self.n_points}")
+        if not 4 <= self.patch_px <= 512:
+            raise ConfigError(f"download.bluemarble.patch_px must be in 4..512, got {self.patch_px}")
+        _check_lat_range("download.bluemarble", self.min_lat, self.max_lat)
+
+
+@dataclass
+class S2Config:
+    """S2-100K from Hugging Face ``torchgeo/s2-100k`` (paper scale)."""
+
+    repo: str = "torchgeo/s2-100k"
+    revision: str = "main"
+    # Number of the 100 tar shards (1,000 patches each) to download; 100 is the full dataset.
+    shards: int = 1
+    on_corrupt: str = "fail"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.shards <= 100:
+            raise ConfigError(f"download.s2_100k.shards must be in 1..100, got {self.shards}")
+        _check_choice("download.s2_100k.on_corrupt", self.on_corrupt, _CHOICES_ON_CORRUPT)
+
+
+@dataclass
+class DownloadConfig:
+    """The download stage: raw files, label tables, the pretraining set."""
+
+    pretrain_set: str = "bluemarble"
+    labels: LabelsConfig = field(default_factory=LabelsConfig)
+    bluemarble: BlueMarbleConfig = field(default_factory=BlueMarbleConfig)
+    s2_100k: S2Config = field(default_factory=S2Config)
+
+    def __post_init__(self) -> None:
+        _check_choice("download.pretrain_set", self.pretrain_set, _CHOICES_PRETRAIN_SET)
+
+
+@dataclass
+class Params:
+    """The whole of ``params.yaml``."""
+
+    seed: int = 0
+    paths: Paths = field(default_factory=Paths)
+    runtime: Runtime = field(default_factory=Runtime)
+    download: DownloadConfig = field(default_factory=DownloadConfig)
+
+
+def load_params(path: str | Path = "params.yaml", overlays: list[str | Path] = ()) -> Params:
+    """Read ``params.yaml`` (plus overlays, applied in order) into a validated ``Params``."""
+    data = read_yaml(path)
+    names = [str(path)]
+    for overlay in overlays:
+        data = merge(data, read_yaml(overlay))
+        names.append(str(overlay))
+    try:
+        return from_dict(Params, data, "")
+    except ConfigError as err:
+        raise ConfigError(f"{' + '.join(names)}: {err}") from None
+
+
+def params_from_namespace(namespace: dict[str, Any]) -> Params:
+    """Validate the sections papermill injected into a notebook's namespace (``globals()``).
+
+    Only names that are sections of ``Params`` are read; the rest of the namespace is ignored.
+    """
+    known = [f.name for f in dataclasses.fields(Params)]
+    return from_dict(Params, {k: namespace[k] for k in known if k in namespace}, "")
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Load a YAML mapping, with a clear error for a missing or malformed file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such params file") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m satclip.config params.yaml [overlay.yaml ...]``: validate, exit 1 on error."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    path, overlays = (args[0], args[1:]) if args else ("params.yaml", [])
+    try:
+        load_params(path, overlays)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

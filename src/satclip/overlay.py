@@ -1,0 +1,56 @@
+"""Turn an experiment overlay into ``dvc exp run -S key=value`` arguments.
+
+``python -m satclip.overlay experiments/x.yaml`` prints the arguments on one line (the Makefile's
+``make repro EXP=...`` passes them to ``dvc exp run``). The overlay is validated against the
+schema first, so a misspelled key fails before anything runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from satclip.config import ConfigError, flatten, load_params, read_yaml
+
+
+def _hydra_value(key: str, value: Any) -> str:
+    """A value in Hydra override syntax (what ``dvc exp run -S`` parses), without whitespace."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ",".join(_hydra_value(key, v) for v in value) + "]"
+    text = str(value)
+    if any(c.isspace() for c in text) or any(c in text for c in "[]{},='\""):
+        raise ConfigError(f"{key}: value {text!r} cannot be passed to dvc exp run -S "
+                          f"(whitespace or special characters)")
+    return text
+
+
+def overlay_args(overlay: str | Path, params: str | Path = "params.yaml") -> list[str]:
+    """``["-S", "a.b=1", ...]`` for every leaf key of ``overlay`` (validated against ``params``)."""
+    load_params(params, [overlay])
+    return [arg for key, value in flatten(read_yaml(overlay)).items()
+            for arg in ("-S", f"{key}={_hydra_value(key, value)}")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the ``-S`` arguments of an overlay; exit 1 with a message on a bad overlay."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m satclip.overlay experiments/<name>.yaml", file=sys.stderr)
+        return 2
+    try:
+        print(" ".join(overlay_args(args[0])))
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
