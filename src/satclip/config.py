@@ -15,11 +15,9 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
-
-T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -93,7 +91,7 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported type {tp!r} in schema")
 
 
-def from_dict(cls: type[T], data: dict[str, Any] | None, section: str) -> T:
+def from_dict[T](cls: type[T], data: dict[str, Any] | None, section: str) -> T:
     """Build dataclass ``cls`` from ``data``, naming ``section`` in every error.
 
     Unknown keys, wrong types and values rejected by the dataclass' ``__post_init__`` raise

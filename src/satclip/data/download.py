@@ -13,9 +13,12 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
+import logging
 import os
 import re
 import shutil
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -25,6 +28,8 @@ from tqdm import tqdm
 MIRROR_ENV = "SATCLIP_DATA_MIRROR"
 CHUNK = 1 << 20  # 1 MiB read size
 _SHA256_RE = re.compile(r'^(W/)?"?([0-9a-f]{64})"?$')
+RETRY_PAUSE_S = 2.0
+log = logging.getLogger(__name__)
 
 
 class DownloadError(RuntimeError):
@@ -77,12 +82,40 @@ def _copy_from_mirror(src: Path, dest: Path, sha256: str | None) -> Path:
 def _server_sha256(headers) -> str | None:
     """The sha256 a server advertises for an LFS file (Hugging Face's ``X-Linked-Etag``)."""
     for key in ("X-Linked-Etag", "ETag"):
-        value = headers.get(key)
-        if value:
-            m = _SHA256_RE.match(value.strip())
-            if m:
-                return m.group(2)
+        value = headers.get(key) if headers is not None else None
+        match = _SHA256_RE.match(value.strip()) if value else None
+        if match:
+            return match.group(2)
     return None
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Turn redirects into HTTPError, so the headers of the first answer can be read."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        """Follow no redirect."""
+        return None
+
+
+def advertised_sha256(url: str, timeout: float = 60.0) -> str | None:
+    """Ask a server (HEAD, redirects not followed) for the sha256 it advertises for ``url``.
+
+    Hugging Face answers an LFS file with a redirect to its CDN that carries ``X-Linked-Etag``;
+    the CDN's answer does not, so the header must be read before any redirect. Returns None when
+    nothing is advertised or the server cannot be asked (the GET then reports the error).
+    """
+    if not url.startswith(("http://", "https://")):
+        return None
+    opener = urllib.request.build_opener(_NoRedirect)
+    request = urllib.request.Request(url, method="HEAD",
+                                     headers={"User-Agent": "satclip", "Accept-Encoding": "identity"})
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            return _server_sha256(response.headers)
+    except urllib.error.HTTPError as err:
+        return _server_sha256(err.headers) if 300 <= err.code < 400 else None
+    except (urllib.error.URLError, TimeoutError, OSError):
+        return None
 
 
 def _http_fetch(url: str, part: Path, progress: bool, timeout: float) -> str | None:
@@ -100,8 +133,9 @@ def _http_fetch(url: str, part: Path, progress: bool, timeout: float) -> str | N
     except (urllib.error.URLError, TimeoutError, OSError) as err:
         raise DownloadError(f"{url}: cannot connect ({err})") from err
     with response:
-        if offset and response.status != 206:  # server ignored Range: start over
-            offset = 0
+        if offset and (response.status != 206 or not response.headers.get(
+                "Content-Range", "").startswith(f"bytes {offset}-")):
+            offset = 0  # the server ignored the Range or answered another one: start over
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length is not None else None
         mode = "ab" if offset else "wb"
@@ -112,7 +146,7 @@ def _http_fetch(url: str, part: Path, progress: bool, timeout: float) -> str | N
             while True:
                 try:
                     block = response.read(CHUNK)
-                except (TimeoutError, OSError) as err:
+                except (TimeoutError, OSError, http.client.HTTPException) as err:
                     raise DownloadError(f"{url}: connection lost after {offset + received} bytes "
                                         f"({err}); run again to resume") from err
                 if not block:
@@ -128,18 +162,19 @@ def _http_fetch(url: str, part: Path, progress: bool, timeout: float) -> str | N
 
 def download(url: str, dest: str | os.PathLike, sha256: str | None = None, *,
              mirror: str | os.PathLike | None = None, mirror_relpath: str | None = None,
-             progress: bool = True, timeout: float = 60.0) -> Path:
+             progress: bool = True, timeout: float = 60.0, retries: int = 0) -> Path:
     """Fetch ``url`` to ``dest`` (atomically), verifying ``sha256`` when given.
 
     Args:
         url: upstream address (http, https or file).
         dest: final path; parents are created. An existing file with the right hash is kept.
         sha256: expected hex digest; when None, a sha256 advertised by the server (Hugging Face
-            ``X-Linked-Etag``) is checked instead, if any.
+            ``X-Linked-Etag``, read before redirects) is checked instead, if any.
         mirror: local mirror directory (default ``$SATCLIP_DATA_MIRROR``), consulted first.
         mirror_relpath: the file's path inside the mirror (default: none, mirror not used).
         progress: show a progress bar.
         timeout: socket timeout in seconds.
+        retries: extra attempts after a lost connection, each resuming the ``.part`` file.
 
     Returns:
         ``dest`` as a Path.
@@ -152,14 +187,23 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, *,
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
         if sha256 is None or sha256sum(dest) == sha256.lower():
-            return dest
+            return dest  # without a known hash: verified when it was renamed into place
         dest.unlink()  # stale or corrupt copy: fetch again
     root = mirror_dir(mirror)
     if root is not None and mirror_relpath is not None and (root / mirror_relpath).is_file():
         return _copy_from_mirror(root / mirror_relpath, dest, sha256)
+    expected = sha256 or advertised_sha256(url, timeout)
     part = dest.with_name(dest.name + ".part")
-    advertised = _http_fetch(url, part, progress, timeout)
-    expected = sha256 or advertised
+    for attempt in range(retries + 1):
+        try:
+            advertised = _http_fetch(url, part, progress, timeout)
+            break
+        except DownloadError as err:
+            if attempt == retries:
+                raise
+            log.warning("%s; retrying (%d of %d)", err, attempt + 1, retries)
+            time.sleep(RETRY_PAUSE_S)
+    expected = expected or advertised
     try:
         _verify(part, expected, f"{url} -> {dest}")
     except ChecksumError:

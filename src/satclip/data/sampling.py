@@ -24,7 +24,7 @@ def check_lonlat(lon: np.ndarray, lat: np.ndarray, what: str = "points") -> None
     bad = ~np.isfinite(lon) | ~np.isfinite(lat) | (np.abs(lon) > 180) | (np.abs(lat) > 90)
     if bad.any():
         rows = np.flatnonzero(bad)
-        shown = ", ".join(f"row {i}: lon={lon[i]!r}, lat={lat[i]!r}" for i in rows[:5])
+        shown = ", ".join(f"row {i}: lon={float(lon[i])}, lat={float(lat[i])}" for i in rows[:5])
         raise CoordinateError(f"{what}: {len(rows)} rows with NaN or out-of-range coordinates "
                               f"(need lon in [-180, 180], lat in [-90, 90]); first: {shown}")
 

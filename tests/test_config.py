@@ -1,0 +1,107 @@
+"""The typed params loader: unknown keys, wrong types, overlays."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import REPO
+from satclip.config import (
+    ConfigError,
+    Params,
+    flatten,
+    load_params,
+    merge,
+    params_from_namespace,
+    to_dict,
+)
+from satclip.config import main as check_main
+from satclip.overlay import main as overlay_main
+from satclip.overlay import overlay_args
+
+
+def write(tmp_path, text, name="p.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_repository_params_load():
+    params = load_params(REPO / "params.yaml")
+    assert isinstance(params, Params)
+    assert params.download.labels.tasks[:2] == ["population", "biomes"]  # headline tasks first
+
+
+def test_every_overlay_validates():
+    for overlay in sorted((REPO / "experiments").glob("*.yaml")):
+        load_params(REPO / "params.yaml", [overlay])
+
+
+def test_unknown_key_names_key_and_section(tmp_path):
+    path = write(tmp_path, "download:\n  bluemarble:\n    patch_pix: 16\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'patch_pix' in section 'download.bluemarble'; "
+                                          r"did you mean 'patch_px'\?"):
+        load_params(path)
+    with pytest.raises(ConfigError, match="unknown key 'pretrian' at the top level"):
+        load_params(write(tmp_path, "pretrian: {}\n"))
+
+
+def test_wrong_type_names_key_and_type(tmp_path):
+    with pytest.raises(ConfigError, match=r"download.labels.n_points: expected int, got 'many'"):
+        load_params(write(tmp_path, "download:\n  labels:\n    n_points: many\n"))
+    with pytest.raises(ConfigError, match=r"seed: expected int, got True"):
+        load_params(write(tmp_path, "seed: true\n"))
+    with pytest.raises(ConfigError, match=r"paths.mirror: expected str or null"):
+        load_params(write(tmp_path, "paths:\n  mirror: 3\n"))
+    with pytest.raises(ConfigError, match=r"download.labels.tasks\[1\]: expected str"):
+        load_params(write(tmp_path, "download:\n  labels:\n    tasks: [biomes, 3]\n"))
+
+
+def test_values_are_checked(tmp_path):
+    with pytest.raises(ConfigError, match="pretrain_set must be one of"):
+        load_params(write(tmp_path, "download:\n  pretrain_set: imagenet\n"))
+    with pytest.raises(ConfigError, match="unknown task 'weather'"):
+        load_params(write(tmp_path, "download:\n  labels:\n    tasks: [weather]\n"))
+    with pytest.raises(ConfigError, match="min_lat < max_lat"):
+        load_params(write(tmp_path, "download:\n  bluemarble:\n    min_lat: 10\n    max_lat: 0\n"))
+
+
+def test_float_accepts_int_and_defaults_fill_in(tmp_path):
+    params = load_params(write(tmp_path, "download:\n  bluemarble:\n    min_lat: -50\n"))
+    assert params.download.bluemarble.min_lat == -50.0
+    assert params.download.bluemarble.patch_px == 32
+
+
+def test_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="no such params file"):
+        load_params(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(write(tmp_path, "a: [1,\n"))
+
+
+def test_overlay_merge_and_namespace(tmp_path):
+    base = write(tmp_path, "seed: 1\ndownload:\n  bluemarble:\n    n_points: 100\n")
+    over = write(tmp_path, "download:\n  bluemarble:\n    patch_px: 16\n", "o.yaml")
+    params = load_params(base, [over])
+    assert (params.seed, params.download.bluemarble.n_points, params.download.bluemarble.patch_px) == (1, 100, 16)
+    assert merge({"a": {"b": 1, "c": 2}}, {"a": {"c": 3}}) == {"a": {"b": 1, "c": 3}}
+    assert flatten({"a": {"b": 1}, "l": [1, 2]}) == {"a.b": 1, "l": [1, 2]}
+    ns = {"seed": 5, "download": to_dict(params.download), "unrelated": object()}
+    assert params_from_namespace(ns).seed == 5
+
+
+def test_cli_checks(tmp_path, capsys):
+    assert check_main([str(REPO / "params.yaml")]) == 0
+    bad = write(tmp_path, "download:\n  nope: 1\n")
+    assert check_main([str(REPO / "params.yaml"), str(bad)]) == 1
+    assert "unknown key 'nope'" in capsys.readouterr().err
+
+
+def test_overlay_to_dvc_set_args(tmp_path, monkeypatch, capsys):
+    over = write(tmp_path, "seed: 3\ndownload:\n  pretrain_set: s2-sample\n  labels:\n"
+                           "    tasks: [biomes, population]\n  s2_100k:\n    shards: 2\n", "o.yaml")
+    args = overlay_args(over, REPO / "params.yaml")
+    assert args == ["-S", "seed=3", "-S", "download.pretrain_set=s2-sample",
+                    "-S", "download.labels.tasks=[biomes,population]", "-S", "download.s2_100k.shards=2"]
+    monkeypatch.chdir(REPO)
+    assert overlay_main([str(write(tmp_path, "sed: 1\n", "bad.yaml"))]) == 1
+    assert "unknown key 'sed'" in capsys.readouterr().err
