@@ -8,10 +8,9 @@ import pandas as pd
 import papermill as pm
 import pytest
 
+from conftest import REPO
 from satclip.config import Params, from_dict, to_dict
 from satclip.stages.download import run_download
-
-from conftest import REPO
 
 TINY = {
     "seed": 0,
