@@ -19,6 +19,11 @@ from typing import Any
 
 import yaml
 
+from satclip.augment import AugmentConfig
+from satclip.encoders.image import ImageEncoderConfig
+from satclip.encoders.location import LocationEncoderConfig
+from satclip.evaluation.config import EvaluateConfig
+
 
 class ConfigError(ValueError):
     """A params file or overlay does not match the schema."""
@@ -259,6 +264,126 @@ class DownloadConfig:
         _check_choice("download.pretrain_set", self.pretrain_set, _CHOICES_PRETRAIN_SET)
 
 
+_SCHEDULES = ("constant", "cosine")
+_VAL_SPLITS = ("random", "blocks")
+
+# --------------------------------------------------------------------------------------------
+# Section ``pretrain`` (the model, augmentations, optimization, trainer)
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class OptimConfig:
+    """AdamW; the original: lr 1e-4, weight decay 0.01, no schedule (SATCLIP_FACTS.md)."""
+
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    schedule: str = "constant"  # constant (the original) | cosine (per step, after warm-up)
+    warmup_epochs: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.schedule not in _SCHEDULES:
+            raise ValueError(f"pretrain.optim.schedule must be one of {', '.join(_SCHEDULES)}; got {self.schedule!r}")
+        if self.lr <= 0 or self.weight_decay < 0 or self.warmup_epochs < 0:
+            raise ValueError("pretrain.optim: need lr > 0, weight_decay >= 0, warmup_epochs >= 0")
+
+
+@dataclass
+class TrainerConfig:
+    """Lightning Trainer settings; the paper: batch 512, accumulate 16, 500 epochs, GPU."""
+
+    epochs: int = 25
+    batch_size: int = 512
+    accumulate_grad_batches: int = 1
+    precision: str = "32-true"
+    accelerator: str = "cpu"
+    devices: int | str = 1
+    strategy: str = "auto"
+    num_nodes: int = 1
+    num_workers: int = 0
+    # Gather features across DDP ranks so negatives span the global batch (off: the original).
+    gather_negatives: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "accumulate_grad_batches", "num_nodes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"pretrain.trainer.{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_workers < 0:
+            raise ValueError(f"pretrain.trainer.num_workers must be >= 0, got {self.num_workers}")
+
+
+@dataclass
+class ValidationConfig:
+    """The held-out pairs and the retrieval metrics."""
+
+    split: str = "random"  # random (the original's 10 %) | blocks (whole lon/lat blocks held out)
+    fraction: float = 0.1
+    block_deg: float = 10.0
+    # Fibonacci-lattice points on the sphere; their land points are the candidate locations of
+    # image -> location retrieval (median great-circle error).
+    candidates_sphere: int = 20000
+
+    def __post_init__(self) -> None:
+        if self.split not in _VAL_SPLITS:
+            raise ValueError(f"pretrain.validation.split must be one of {', '.join(_VAL_SPLITS)}; got {self.split!r}")
+        if not 0.0 < self.fraction < 1.0:
+            raise ValueError(f"pretrain.validation.fraction must be in (0, 1), got {self.fraction}")
+        if self.block_deg <= 0 or self.candidates_sphere < 10:
+            raise ValueError("pretrain.validation: need block_deg > 0 and candidates_sphere >= 10")
+
+
+@dataclass
+class FeatureCacheConfig:
+    """Precompute a frozen backbone's features for ``views`` augmented views per image."""
+
+    enabled: bool = False
+    views: int = 4
+
+    def __post_init__(self) -> None:
+        if self.views < 1:
+            raise ValueError(f"pretrain.feature_cache.views must be >= 1, got {self.views}")
+
+
+@dataclass
+class PretrainConfig:
+    """Section ``pretrain``: the model, its augmentations, optimization and the trainer."""
+
+    dataset: str = "bluemarble"
+    image: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)
+    location: LocationEncoderConfig = field(default_factory=LocationEncoderConfig)
+    logit_scale_init: float = 2.659260036932778  # log(1 / 0.07): CLIP, kept by SatCLIP
+    logit_scale_max: float | None = None  # the original does not clamp; open_clip: log(100)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    feature_cache: FeatureCacheConfig = field(default_factory=FeatureCacheConfig)
+
+    def __post_init__(self) -> None:
+        _check_choice("pretrain.dataset", self.dataset, _CHOICES_PRETRAIN_SET)
+        if self.feature_cache.enabled and not self.image.freeze_backbone:
+            raise ValueError("pretrain.feature_cache.enabled needs pretrain.image.freeze_backbone: true "
+                             "(only a frozen backbone's features can be reused)")
+
+
+@dataclass
+class ExtractConfig:
+    """Section ``extract``: which location encoders embed the task points."""
+
+    # satclip (ours), satclip-random (untrained), sh (SH features at pretrain L), raw, wrap,
+    # geoclip, official names (satclip-resnet18-l10, ...), sh:L, or a checkpoint path.
+    encoders: list[str] = field(default_factory=lambda: [
+        "satclip", "satclip-random", "sh", "wrap", "raw", "geoclip"])
+    batch_size: int = 65536
+
+    def __post_init__(self) -> None:
+        if not self.encoders:
+            raise ConfigError("extract.encoders must list at least one encoder")
+        if len(set(self.encoders)) != len(self.encoders):
+            raise ConfigError(f"extract.encoders has duplicates: {self.encoders}")
+        if self.batch_size < 1:
+            raise ConfigError(f"extract.batch_size must be >= 1, got {self.batch_size}")
+
+
 @dataclass
 class Params:
     """The whole of ``params.yaml``."""
@@ -267,6 +392,9 @@ class Params:
     paths: Paths = field(default_factory=Paths)
     runtime: Runtime = field(default_factory=Runtime)
     download: DownloadConfig = field(default_factory=DownloadConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
 
 def load_params(path: str | Path = "params.yaml", overlays: list[str | Path] = ()) -> Params:

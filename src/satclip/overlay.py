@@ -38,14 +38,40 @@ def overlay_args(overlay: str | Path, params: str | Path = "params.yaml") -> lis
             for arg in ("-S", f"{key}={_hydra_value(key, value)}")]
 
 
+def apply_overlay(overlay: str | Path, params: str | Path = "params.yaml") -> Path:
+    """Merge ``overlay`` into ``params`` in place (validated first; written atomically).
+
+    For runs outside ``dvc exp`` (CI, a scratch copy of the repository): comments in
+    ``params`` are not kept.
+    """
+    import os
+
+    import yaml
+
+    from satclip.config import merge
+
+    load_params(params, [overlay])
+    merged = merge(read_yaml(params), read_yaml(overlay))
+    path = Path(params)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(yaml.safe_dump(merged, sort_keys=False, default_flow_style=None))
+    os.replace(tmp, path)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Print the ``-S`` arguments of an overlay; exit 1 with a message on a bad overlay."""
+    """Print the ``-S`` arguments of an overlay (``--apply``: merge it into params.yaml)."""
     args = sys.argv[1:] if argv is None else argv
+    apply = "--apply" in args
+    args = [a for a in args if a != "--apply"]
     if len(args) != 1:
-        print("usage: python -m satclip.overlay experiments/<name>.yaml", file=sys.stderr)
+        print("usage: python -m satclip.overlay [--apply] experiments/<name>.yaml", file=sys.stderr)
         return 2
     try:
-        print(" ".join(overlay_args(args[0])))
+        if apply:
+            apply_overlay(args[0])
+        else:
+            print(" ".join(overlay_args(args[0])))
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

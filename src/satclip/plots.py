@@ -106,3 +106,178 @@ def patch_grid(images: list[np.ndarray], points: np.ndarray, *, title: str, ncol
         _caption(fig, caption)
     fig.tight_layout()
     return fig
+
+
+def pca_rgb(embeddings: np.ndarray) -> np.ndarray:
+    """First three principal components of (N, d) embeddings, each scaled to [0, 1]: (N, 3).
+
+    Fewer than three dimensions are zero-padded. Each component is min-max scaled after
+    clipping at its 1st and 99th percentiles, so a few outliers do not wash out the map.
+    """
+    x = np.asarray(embeddings, dtype=np.float64)
+    x = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    comps = x @ vt[:3].T  # (N, <=3)
+    if comps.shape[1] < 3:
+        comps = np.pad(comps, ((0, 0), (0, 3 - comps.shape[1])))
+    lo, hi = np.percentile(comps, 1, axis=0), np.percentile(comps, 99, axis=0)
+    return np.clip((comps - lo) / np.maximum(hi - lo, 1e-12), 0, 1)
+
+
+def embedding_map(lon: np.ndarray, lat: np.ndarray, embeddings: np.ndarray, *, title: str,
+                  step_deg: float = 1.0, caption: str = "", ax: plt.Axes | None = None) -> plt.Figure:
+    """The paper's signature figure: PCA-to-RGB of location embeddings on a land grid."""
+    fig = ax.figure if ax is not None else plt.figure(figsize=(9, 4.4))
+    ax = ax if ax is not None else fig.add_subplot(1, 1, 1)
+    rgb = pca_rgb(embeddings)
+    h, w = int(round(180 / step_deg)), int(round(360 / step_deg))
+    canvas = np.ones((h, w, 3))  # white where there is no grid point (water)
+    rows = np.clip(np.floor((90.0 - np.asarray(lat)) / step_deg).astype(int), 0, h - 1)
+    cols = np.clip(np.floor((np.asarray(lon) + 180.0) / step_deg).astype(int), 0, w - 1)
+    canvas[rows, cols] = rgb
+    ax.imshow(canvas, extent=(-180, 180, -90, 90), interpolation="nearest", origin="upper")
+    _world_axes(ax)
+    ax.set_ylim(-60, 85)
+    ax.set_title(title)
+    if caption:
+        _caption(fig, caption)
+    return fig
+
+
+def training_curves(history: pd.DataFrame, *, chance_top1: float | None = None, caption: str = "") -> plt.Figure:
+    """Pretraining curves per epoch: loss, retrieval accuracy, great-circle error, logit scale."""
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
+    e = history["epoch"] + 1
+    axes[0].plot(e, history["train_loss"], label="train", color="#0072B2")
+    axes[0].plot(e, history["val_loss"], label="validation", color="#D55E00")
+    axes[0].set_ylabel("InfoNCE loss")
+    axes[0].legend()
+    axes[1].plot(e, 100 * history["val_top1"], label="top-1", color="#0072B2")
+    axes[1].plot(e, 100 * history["val_top5"], label="top-5", color="#009E73")
+    if chance_top1:
+        axes[1].axhline(100 * chance_top1, color="0.5", ls="--", lw=1, label="chance (top-1)")
+    axes[1].set_ylabel("val image->location in batch (%)")
+    axes[1].legend()
+    axes[2].plot(e, history["val_median_km"], color="#CC79A7")
+    axes[2].set_ylabel("val median error (km)")
+    axes[3].plot(e, history["logit_scale"], color="#E69F00")
+    axes[3].set_ylabel("exp(logit scale)")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+    if caption:
+        _caption(fig, caption)
+    fig.tight_layout()
+    return fig
+
+
+def retrieval_examples(images: list[np.ndarray], true_points: np.ndarray, top_points: np.ndarray, *,
+                       countries=None, caption: str = "") -> plt.Figure:
+    """Images with their true location and top-k predicted candidate locations on a world map.
+
+    Args:
+        images: n arrays (C, H, W).
+        true_points: (n, 2) (lon, lat).
+        top_points: (n, k, 2) predicted (lon, lat), best first.
+    """
+    n = len(images)
+    fig = plt.figure(figsize=(3.2 * n, 5.2))
+    palette = plt.get_cmap("tab10")
+    for i, image in enumerate(images):
+        ax = fig.add_subplot(2, n, i + 1)
+        ax.imshow(to_rgb(image), interpolation="nearest")
+        ax.set_title(f"image {i + 1}", color=palette(i % 10), fontsize=9)
+        ax.axis("off")
+    ax = fig.add_subplot(2, 1, 2)
+    _world_axes(ax, countries)
+    for i in range(n):
+        color = palette(i % 10)
+        ax.scatter(top_points[i, :, 0], top_points[i, :, 1], color=color, marker="x", s=30, zorder=3)
+        ax.scatter(true_points[i, 0], true_points[i, 1], color=color, marker="*", s=160,
+                   edgecolor="black", linewidths=0.6, zorder=4)
+    ax.set_title("true location (star) and top-5 predicted locations (crosses)")
+    if caption:
+        _caption(fig, caption)
+    fig.tight_layout()
+    return fig
+
+
+PRIMARY_LABEL = {"r2": "R$^2$", "accuracy": "top-1 accuracy", "mse": "MSE (standardized)",
+                 "mae": "MAE", "macro_f1": "macro-F1"}
+
+
+def task_bars(results: pd.DataFrame, metric: str, *, title: str, caption: str = "") -> plt.Figure:
+    """Grouped bars of one task's ``metric``: encoders on the x axis, one bar per probe, one panel per split.
+
+    ``results`` has the tidy columns ``encoder, probe, split, metric, mean, std``; error bars are
+    one standard deviation over seeds.
+    """
+    import seaborn as sns
+
+    rows = results[results["metric"] == metric]
+    splits = list(dict.fromkeys(rows["split"]))
+    encoders = list(dict.fromkeys(rows["encoder"]))
+    probes = list(dict.fromkeys(rows["probe"]))
+    palette = sns.color_palette("colorblind", len(probes))
+    fig, axes = plt.subplots(1, max(1, len(splits)), figsize=(4.6 * max(1, len(splits)), 3.6),
+                             sharey=True, squeeze=False)
+    width = 0.8 / max(1, len(probes))
+    for ax, split in zip(axes[0], splits, strict=False):
+        sub = rows[rows["split"] == split]
+        for j, probe in enumerate(probes):
+            vals = sub[sub["probe"] == probe].set_index("encoder").reindex(encoders)
+            x = np.arange(len(encoders)) + (j - (len(probes) - 1) / 2) * width
+            ax.bar(x, vals["mean"], width, yerr=vals["std"], color=palette[j], label=probe, capsize=2)
+        ax.set_xticks(np.arange(len(encoders)), encoders, rotation=35, ha="right")
+        ax.set_title(f"{split} split")
+        ax.axhline(0, color="0.3", lw=0.6)
+    axes[0][0].set_ylabel(PRIMARY_LABEL.get(metric, metric))
+    axes[0][-1].legend(title="probe", fontsize=8)
+    fig.suptitle(title)
+    if caption:
+        _caption(fig, caption)
+    fig.tight_layout()
+    return fig
+
+
+def prediction_map(predictions: pd.DataFrame, *, kind: str, title: str, unit: str = "", countries=None,
+                   caption: str = "") -> plt.Figure:
+    """Test points of one fit: residuals (prediction - target) for regression, right/wrong for classes."""
+    fig, ax = plt.subplots(figsize=(9, 4.8))
+    _world_axes(ax, countries)
+    if kind == "classification":
+        right = predictions["prediction"].astype(str) == predictions["target"].astype(str)
+        ax.scatter(predictions.loc[right, "lon"], predictions.loc[right, "lat"], s=2, color="#0072B2",
+                   label=f"correct ({right.mean():.0%})", zorder=2)
+        ax.scatter(predictions.loc[~right, "lon"], predictions.loc[~right, "lat"], s=2, color="#D55E00",
+                   label="wrong", zorder=2)
+        ax.legend(markerscale=4, loc="lower left")
+    else:
+        resid = predictions["prediction"] - predictions["target"]
+        lim = float(np.nanpercentile(np.abs(resid), 98)) or 1.0
+        sc = ax.scatter(predictions["lon"], predictions["lat"], c=resid, cmap="PuOr_r", vmin=-lim, vmax=lim,
+                        s=2, zorder=2)
+        fig.colorbar(sc, ax=ax, shrink=0.8, label=f"prediction - target ({unit})")
+    lon_span = predictions["lon"].max() - predictions["lon"].min()
+    if lon_span < 60:  # a regional task (California): zoom in
+        pad = 1.0
+        ax.set_xlim(predictions["lon"].min() - pad, predictions["lon"].max() + pad)
+        ax.set_ylim(predictions["lat"].min() - pad, predictions["lat"].max() + pad)
+    ax.set_title(title)
+    if caption:
+        _caption(fig, caption)
+    fig.tight_layout()
+    return fig
+
+
+def save(fig: plt.Figure, path_stem, formats: tuple[str, ...] = ("png", "pdf"), dpi: int = 150) -> list:
+    """Write ``fig`` as ``<path_stem>.png`` (and ``.pdf``); return the paths."""
+    from pathlib import Path
+
+    stem = Path(path_stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for fmt in formats:
+        path = stem.with_suffix(f".{fmt}")
+        fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"CreationDate": None} if fmt == "pdf" else None)
+        out.append(path)
+    return out

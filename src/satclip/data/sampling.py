@@ -82,3 +82,29 @@ def great_circle_km(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray,
     dlmb = np.radians(np.asarray(lon2) - np.asarray(lon1))
     a = np.sin(dphi / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlmb / 2) ** 2
     return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+def fibonacci_sphere(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` near-uniform points on the sphere (Fibonacci lattice): (lon, lat) degrees, shape (n,)."""
+    i = np.arange(n) + 0.5
+    lat = np.degrees(np.arcsin(1 - 2 * i / n))
+    golden = np.pi * (3 - np.sqrt(5))  # the golden angle
+    lon = np.degrees(np.remainder(golden * i, 2 * np.pi)) - 180.0
+    return lon, lat
+
+
+def fibonacci_land(n_sphere: int, min_lat: float = -90.0, max_lat: float = 90.0) -> tuple[np.ndarray, np.ndarray]:
+    """The land points (1 km mask) of an ``n_sphere``-point Fibonacci lattice within a latitude band."""
+    lon, lat = fibonacci_sphere(n_sphere)
+    keep = is_land(lon, lat) & (lat >= min_lat) & (lat <= max_lat)
+    return lon[keep], lat[keep]
+
+
+def land_grid(step_deg: float = 1.0, min_lat: float = -60.0, max_lat: float = 84.0) -> tuple[np.ndarray, np.ndarray]:
+    """Cell centres of a regular ``step_deg`` lon/lat grid that are on land: (lon, lat), shape (M,)."""
+    lons = np.arange(-180.0, 180.0, step_deg) + step_deg / 2
+    lats = np.arange(min_lat, max_lat, step_deg) + step_deg / 2
+    glon, glat = np.meshgrid(lons, lats)
+    glon, glat = glon.ravel(), glat.ravel()
+    keep = is_land(glon, glat)
+    return glon[keep], glat[keep]

@@ -1,0 +1,93 @@
+"""Downstream metrics.
+
+Regression (the paper's): R^2, MSE on targets standardized with the training split's mean and
+standard deviation, and MAE in the target's original units. Classification: top-1 accuracy and
+macro-F1 (unweighted mean over every class in the true or predicted labels, as scikit-learn's
+``f1_score(average="macro")``; a class seen only in test scores F1 = 0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+REGRESSION_METRICS = ("r2", "mse", "mae")
+CLASSIFICATION_METRICS = ("accuracy", "macro_f1")
+# Metrics where lower is better (the rest: higher is better).
+LOWER_IS_BETTER = frozenset({"mse", "mae"})
+# The metric a results table shows per task kind.
+PRIMARY_METRIC = {"regression": "r2", "classification": "accuracy"}
+
+
+def metric_names(kind: str) -> tuple[str, ...]:
+    """The metrics reported for a task ``kind`` ("regression" or "classification")."""
+    if kind == "regression":
+        return REGRESSION_METRICS
+    if kind == "classification":
+        return CLASSIFICATION_METRICS
+    raise ValueError(f"unknown task kind {kind!r}")
+
+
+def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.shape != y_pred.shape or y_true.ndim != 1:
+        raise ValueError(f"need two 1-d arrays of equal length, got {y_true.shape} and {y_pred.shape}")
+    if len(y_true) == 0:
+        raise ValueError("no test points to score")
+    return y_true, y_pred
+
+
+def r2(y_true, y_pred) -> float:
+    """Coefficient of determination 1 - SSE / SST (SST around the test mean; 0 if SST is 0)."""
+    y, p = _pair(y_true, y_pred)
+    y, p = y.astype(np.float64), p.astype(np.float64)
+    sse = float(np.sum((y - p) ** 2))
+    sst = float(np.sum((y - y.mean()) ** 2))
+    if sst == 0.0:
+        return 1.0 if sse == 0.0 else 0.0  # scikit-learn's convention for a constant target
+    return 1.0 - sse / sst
+
+
+def mse(y_true, y_pred) -> float:
+    """Mean squared error."""
+    y, p = _pair(y_true, y_pred)
+    return float(np.mean((y.astype(np.float64) - p.astype(np.float64)) ** 2))
+
+
+def mae(y_true, y_pred) -> float:
+    """Mean absolute error."""
+    y, p = _pair(y_true, y_pred)
+    return float(np.mean(np.abs(y.astype(np.float64) - p.astype(np.float64))))
+
+
+def accuracy(y_true, y_pred) -> float:
+    """Top-1 accuracy (share of exact label matches)."""
+    y, p = _pair(y_true, y_pred)
+    return float(np.mean(y == p))
+
+
+def macro_f1(y_true, y_pred) -> float:
+    """Macro-averaged F1 over the union of true and predicted labels."""
+    y, p = _pair(y_true, y_pred)
+    labels, y_code = np.unique(np.concatenate([y, p]), return_inverse=True)
+    t, q = y_code[: len(y)], y_code[len(y):]
+    k = len(labels)
+    tp = np.bincount(t[t == q], minlength=k).astype(np.float64)
+    support = np.bincount(t, minlength=k).astype(np.float64)     # tp + fn
+    predicted = np.bincount(q, minlength=k).astype(np.float64)   # tp + fp
+    denom = support + predicted
+    f1 = np.divide(2 * tp, denom, out=np.zeros(k), where=denom > 0)
+    return float(f1.mean())
+
+
+def regression_scores(y_true: np.ndarray, y_pred: np.ndarray, mean: float, scale: float) -> dict[str, float]:
+    """R^2, MSE (standardized by the training ``mean`` and ``scale``) and MAE (original units).
+
+    ``y_true`` and ``y_pred`` are in original units (shape (n,)).
+    """
+    y, p = _pair(y_true, y_pred)
+    return {"r2": r2(y, p), "mse": mse((y - mean) / scale, (p - mean) / scale), "mae": mae(y, p)}
+
+
+def classification_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Top-1 accuracy and macro-F1 (labels of any comparable dtype, shape (n,))."""
+    return {"accuracy": accuracy(y_true, y_pred), "macro_f1": macro_f1(y_true, y_pred)}

@@ -1,0 +1,248 @@
+"""The tidy results table and its renderings: CSV, Markdown, LaTeX, metrics JSON.
+
+Rows are ``RESULT_COLUMNS`` of ``satclip.evaluation.run``. Every output uses one deterministic
+order: tasks as in ``satclip.data.labels.TASKS`` (headline tasks, population and biomes, first),
+then encoders (our default encoders in a fixed order, any other alphabetically), probes, splits
+and metrics. The rendered tables follow the paper's layout: tasks as rows, encoders as columns,
+one table per probe and split, "mean ± std" cells with the best per row in bold.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from satclip.evaluation.metrics import LOWER_IS_BETTER, PRIMARY_METRIC
+
+ENCODER_ORDER = ("satclip", "satclip-random", "sh", "wrap", "raw", "geoclip")
+PROBE_ORDER = ("mlp", "xgboost", "linear")
+SPLIT_ORDER = ("random", "checkerboard", "continent")
+METRIC_ORDER = ("r2", "mse", "mae", "accuracy", "macro_f1")
+METRIC_LABEL = {"r2": "R²", "mse": "MSE", "mae": "MAE", "accuracy": "accuracy", "macro_f1": "macro-F1"}
+METRIC_LATEX = {"r2": "R$^2$", "mse": "MSE", "mae": "MAE", "accuracy": "accuracy", "macro_f1": "macro-F1"}
+MISSING = "n/a"
+
+
+def _task_order() -> tuple[str, ...]:
+    from satclip.data.labels import TASKS
+
+    return tuple(TASKS)
+
+
+def _rank(order: tuple[str, ...], name: str) -> tuple[int, str]:
+    return (order.index(name), "") if name in order else (len(order), name)
+
+
+def _split_rank(name: str) -> tuple[int, str]:
+    return (*_rank(SPLIT_ORDER, name.split(":", 1)[0])[:1], name)
+
+
+def _key(column: str, value: str) -> tuple:
+    """Sort key of one value of ``column`` under the canonical order."""
+    if column == "task":
+        return _rank(_task_order(), value)
+    if column == "encoder":
+        return _rank(ENCODER_ORDER, value)
+    if column == "probe":
+        return _rank(PROBE_ORDER, value)
+    if column == "split":
+        return _split_rank(value)
+    if column == "metric":
+        return _rank(METRIC_ORDER, value)
+    return (0, value)
+
+
+def _ordered(column: str, values) -> list[str]:
+    """Unique values of ``column`` in the canonical order."""
+    return sorted(dict.fromkeys(str(v) for v in values), key=lambda v: _key(column, v))
+
+
+def sort_results(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows in the canonical order (task, encoder, probe, split, metric), index reset."""
+    keys = ["task", "encoder", "probe", "split", "metric"]
+    if df.empty:
+        return df.reset_index(drop=True)
+    ranks = []
+    for k in reversed(keys):  # np.lexsort: the last key is the primary one
+        values = df[k].astype(str)
+        pos = {v: i for i, v in enumerate(_ordered(k, values))}
+        ranks.append(values.map(pos).to_numpy())
+    return df.iloc[np.lexsort(ranks)].reset_index(drop=True)
+
+
+def _atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_downstream_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write the tidy results to ``path`` (atomically; canonical row order; 6 significant digits)."""
+    text = sort_results(df).to_csv(index=False, float_format="%.6g", lineterminator="\n")
+    return _atomic_write_text(path, text)
+
+
+def metrics_json(df: pd.DataFrame) -> dict:
+    """Nested ``task -> encoder -> probe -> split -> metric -> mean`` (NaN as null) for DVC."""
+    out: dict = {}
+    for row in sort_results(df).itertuples(index=False):
+        mean = float(row.mean)
+        leaf = out.setdefault(row.task, {}).setdefault(row.encoder, {}).setdefault(row.probe, {})
+        leaf.setdefault(row.split, {})[row.metric] = None if math.isnan(mean) else mean
+    return out
+
+
+def write_metrics_json(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write ``metrics_json(df)`` to ``path`` atomically."""
+    return _atomic_write_text(path, json.dumps(metrics_json(df), indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# Paper-layout tables
+# --------------------------------------------------------------------------------------------
+
+def _primary(task_rows: pd.DataFrame, primary: Mapping[str, str]) -> str | None:
+    """The metric shown for one task: the regression or classification primary metric present."""
+    present = set(task_rows["metric"])
+    for kind in ("regression", "classification"):
+        if primary[kind] in present:
+            return primary[kind]
+    return None
+
+
+def _digits(values: np.ndarray) -> int:
+    """Decimals for one row: 3 for scores around 1, fewer for large values (e.g. MAE in USD)."""
+    finite = np.abs(values[np.isfinite(values)])
+    big = finite.max() if len(finite) else 0.0
+    return 3 if big < 10 else 1 if big < 1000 else 0
+
+
+def _cells(df: pd.DataFrame, probe: str, split: str, primary: Mapping[str, str]):
+    """Rows (task, metric, {encoder: (mean, std, bold)}) and the encoders, for one table."""
+    sub = df[(df["probe"] == probe) & (df["split"] == split)]
+    encoders = _ordered("encoder", df["encoder"])
+    body = []
+    for task in _ordered("task", sub["task"]):
+        rows = sub[sub["task"] == task]
+        metric = _primary(rows, primary)
+        if metric is None:
+            continue
+        rows = rows[rows["metric"] == metric].set_index("encoder")
+        means = np.array([rows["mean"].get(e, np.nan) for e in encoders], dtype=np.float64)
+        digits = _digits(means)
+        shown = np.round(means, digits)
+        best = None
+        if np.isfinite(shown).any():
+            best = np.nanmin(shown) if metric in LOWER_IS_BETTER else np.nanmax(shown)
+        cells = {}
+        for e, m, s in zip(encoders, means, shown, strict=True):
+            std = float(rows["std"].get(e, np.nan)) if e in rows.index else np.nan
+            note = str(rows["note"].get(e, "")) if e in rows.index and "note" in rows else ""
+            cells[e] = (m, std, best is not None and s == best, note if note != "nan" else "")
+        body.append((task, metric, digits, cells))
+    return body, encoders
+
+
+def _fmt(mean: float, std: float, digits: int, pm: str) -> str:
+    if not np.isfinite(mean):
+        return MISSING
+    text = f"{mean:.{digits}f}"
+    return text + (f" {pm} {std:.{digits}f}" if np.isfinite(std) else "")
+
+
+def _notes(body) -> list[str]:
+    notes = {}
+    for task, _, _, cells in body:
+        for enc, (mean, _, _, note) in cells.items():
+            if not np.isfinite(mean):
+                notes.setdefault(f"{enc}: {note or 'no result'}", []).append(task)
+    return [f"{text} ({', '.join(tasks)})" for text, tasks in notes.items()]
+
+
+def _table_keys(df: pd.DataFrame) -> list[tuple[str, str]]:
+    pairs = set(zip(df["probe"].astype(str), df["split"].astype(str), strict=True))
+    return sorted(pairs, key=lambda p: (_rank(PROBE_ORDER, p[0]), _split_rank(p[1])))
+
+
+def markdown_table(df: pd.DataFrame, probe: str, split: str,
+                   primary: Mapping[str, str] = PRIMARY_METRIC) -> str:
+    """One Markdown table: tasks as rows, encoders as columns, best per row in bold."""
+    body, encoders = _cells(df, probe, split, primary)
+    lines = ["| task | " + " | ".join(encoders) + " |", "|---|" + "---:|" * len(encoders)]
+    for task, metric, digits, cells in body:
+        out = []
+        for e in encoders:
+            mean, std, bold, _ = cells[e]
+            text = _fmt(mean, std, digits, "±")
+            out.append(f"**{text}**" if bold else text)
+        lines.append(f"| {task} ({METRIC_LABEL.get(metric, metric)}) | " + " | ".join(out) + " |")
+    notes = _notes(body)
+    if notes:
+        lines += ["", f"{MISSING}: " + "; ".join(notes)]
+    return "\n".join(lines)
+
+
+def markdown_tables(df: pd.DataFrame, primary: Mapping[str, str] = PRIMARY_METRIC) -> str:
+    """Every (probe, split) table of ``df`` in Markdown, each under a heading."""
+    parts = []
+    for probe, split in _table_keys(df):
+        n = df.loc[(df["probe"] == probe) & (df["split"] == split), "n_seeds"].max()
+        parts.append(f"### {probe} probe, {split} split\n\nMean ± std over {int(n)} seeds; R² for "
+                     "regression, top-1 accuracy for classification; best per row in bold.\n\n"
+                     + markdown_table(df, probe, split, primary))
+    return "\n\n".join(parts) + "\n"
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX's special characters in plain ``text``."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def latex_table(df: pd.DataFrame, probe: str, split: str,
+                primary: Mapping[str, str] = PRIMARY_METRIC) -> str:
+    """One LaTeX (booktabs) table: tasks as rows, encoders as columns, best per row in bold."""
+    body, encoders = _cells(df, probe, split, primary)
+    n = df.loc[(df["probe"] == probe) & (df["split"] == split), "n_seeds"].max()
+    label = re.sub(r"[^a-z0-9]+", "-", f"{probe}-{split}".lower()).strip("-")
+    caption = (f"Downstream results, {latex_escape(probe)} probe, {latex_escape(split)} split: "
+               f"mean $\\pm$ std over {int(n) if pd.notna(n) else 0} seeds; R$^2$ for regression, "
+               "top-1 accuracy for classification; best per row in bold.")
+    notes = _notes(body)
+    if notes:
+        caption += " " + latex_escape(f"{MISSING}: " + "; ".join(notes)) + "."
+    lines = [r"\begin{table}[ht]", r"\centering", f"\\caption{{{caption}}}",
+             f"\\label{{tab:downstream-{label}}}",
+             r"\begin{tabular}{l" + "r" * len(encoders) + "}", r"\toprule",
+             "Task & " + " & ".join(latex_escape(e) for e in encoders) + r" \\", r"\midrule"]
+    for task, metric, digits, cells in body:
+        out = []
+        for e in encoders:
+            mean, std, bold, _ = cells[e]
+            text = _fmt(mean, std, digits, r"$\pm$")
+            out.append(f"\\textbf{{{text}}}" if bold else text)
+        row = f"{latex_escape(task)} ({METRIC_LATEX.get(metric, latex_escape(metric))})"
+        lines.append(row + " & " + " & ".join(out) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines)
+
+
+def latex_tables(df: pd.DataFrame, primary: Mapping[str, str] = PRIMARY_METRIC) -> str:
+    """Every (probe, split) table of ``df`` in LaTeX (needs ``\\usepackage{booktabs}``)."""
+    return "\n\n".join(latex_table(df, p, s, primary) for p, s in _table_keys(df)) + "\n"
