@@ -105,3 +105,21 @@ def test_overlay_to_dvc_set_args(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(REPO)
     assert overlay_main([str(write(tmp_path, "sed: 1\n", "bad.yaml"))]) == 1
     assert "unknown key 'sed'" in capsys.readouterr().err
+
+
+def test_every_overlay_builds_its_model_offline():
+    """Each experiment overlay's model builds with ``weights: null`` (no download)."""
+    from dataclasses import replace
+
+    import torch
+
+    from satclip.model import SatCLIP
+
+    for overlay in sorted((REPO / "experiments").glob("*.yaml")):
+        cfg = load_params(REPO / "params.yaml", [overlay]).pretrain
+        model = SatCLIP(replace(cfg.image, weights=None), cfg.location, cfg.logit_scale_init, cfg.logit_scale_max)
+        side = cfg.augment.crop_px or 32
+        with torch.no_grad():
+            img = model.encode_image(torch.rand(1, cfg.image.in_channels, side, side))
+            loc = model.encode_location(torch.tensor([[10.0, 20.0]]))
+        assert img.shape == loc.shape == (1, cfg.location.embed_dim), overlay.name

@@ -86,3 +86,35 @@ def test_float64_and_training():
     coords = points(3).double().requires_grad_(True)
     enc.eval()(coords).sum().backward()
     assert torch.isfinite(coords.grad).all()
+
+
+def test_feature_buffer_is_reused_per_thread_and_released():
+    torch.manual_seed(0)
+    enc = LocationEncoder.from_config(LocationEncoderConfig(legendre_polys=5, hidden_dim=8, embed_dim=4)).eval()
+    pts = points(100, seed=2)
+    seen = []
+    enc.posenc.register_forward_hook(lambda module, args, output: seen.append(output.data_ptr()))
+    with torch.no_grad():
+        first, second = enc(pts), enc(pts)
+        torch.testing.assert_close(first, second, rtol=0, atol=0)
+        assert seen[0] == seen[1]  # same buffer
+        location.release_workspace()
+        assert getattr(location._workspace, "buffer", None) is None
+        torch.testing.assert_close(enc(pts), first, rtol=0, atol=0)
+
+
+def test_reentrant_calls_do_not_share_the_buffer():
+    torch.manual_seed(0)
+    cfg = LocationEncoderConfig(legendre_polys=5, hidden_dim=8, embed_dim=4)
+    outer, inner = LocationEncoder.from_config(cfg).eval(), LocationEncoder.from_config(cfg).eval()
+    pts, other = points(50, seed=3), points(50, seed=4)
+    with torch.no_grad():
+        expected = outer(pts)
+        results = []
+
+        def hook(module, args, output):  # runs between outer's harmonics and outer's network
+            results.append(inner(other))
+
+        outer.posenc.register_forward_hook(hook)
+        torch.testing.assert_close(outer(pts), expected, rtol=0, atol=0)
+        torch.testing.assert_close(results[0], inner(other), rtol=0, atol=0)

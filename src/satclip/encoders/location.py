@@ -7,6 +7,7 @@ keeps the submodule names of the original (``posenc``, ``nnet``), so a released 
 """
 
 import dataclasses
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,17 +24,35 @@ from satclip.encoders.positional import (
     empty_features,
 )
 
-__all__ = ["DTYPES", "LocationEncoderConfig", "LocationEncoder"]
+__all__ = ["DTYPES", "LocationEncoderConfig", "LocationEncoder", "release_workspace"]
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 
 # Inference without autograd computes the spherical harmonics of at most this many bytes of
-# features at a time (81,920 points at L = 40, float32), reusing one buffer across chunks: memory
-# stays bounded for any batch. Chunks are large on purpose: every chunk costs ~3 L small tensor
-# operations, and on a CPU shared with other jobs each of them can wait a scheduler time slice
-# for its threads (smaller, cache-sized chunks were ~10 % faster on an idle machine and up to
-# 2x slower on a busy one).
+# features at a time (81,920 points at L = 40, float32), so memory stays bounded for any batch.
+# Chunks are large on purpose: each costs a round of network calls, and on a CPU shared with
+# other jobs every parallel operation can wait a scheduler time slice for its threads (64 MB
+# chunks measured ~10 % faster on an idle machine and up to 2x slower on a busy one).
 _WORKSPACE_BYTES = 512 << 20
+# The feature buffer is kept per thread between calls: a fresh one costs its page faults (and
+# the kernel's zeroing) on every call, about a quarter of the harmonics' time at L = 40.
+_workspace = threading.local()
+
+
+def release_workspace() -> None:
+    """Free this thread's cached spherical-harmonics buffer (at most 512 MB; reallocated on demand)."""
+    _workspace.buffer = None
+
+
+def _feature_buffer(numel: int, dtype: torch.dtype, device: torch.device) -> Tensor | None:
+    """This thread's reusable 1-D buffer of ``numel`` elements, or None while it is in use."""
+    if device.type != "cpu" or getattr(_workspace, "busy", False):  # GPUs cache memory anyway;
+        return None  # re-entered (e.g. from a hook): a fresh buffer
+    buffer = getattr(_workspace, "buffer", None)
+    if buffer is None or buffer.numel() < numel or buffer.dtype != dtype or buffer.device != device:
+        _workspace.buffer = None  # free the old one first
+        buffer = _workspace.buffer = empty_features((numel,), dtype, device)
+    return buffer[:numel]
 
 
 @dataclass
@@ -128,8 +147,8 @@ class LocationEncoder(nn.Module):
     """``nnet(posenc(coords))``: (N, 2) (lon, lat) degrees -> (N, embedding_dim) embeddings.
 
     Coordinates are cast to the parameters' dtype (not moved across devices). Without autograd,
-    very large batches of spherical harmonics are computed in chunks into one reused buffer, so
-    memory stays bounded.
+    spherical harmonics go into a per-thread buffer kept between calls (``release_workspace``
+    frees it), and batches beyond 512 MB of features are processed in chunks.
     """
 
     def __init__(self, posenc: PositionalEncoding, nnet: nn.Module,
@@ -162,18 +181,26 @@ class LocationEncoder(nn.Module):
         coords = coords.to(self.dtype)
         needs_grad = torch.is_grad_enabled() and (
             coords.requires_grad or any(p.requires_grad for p in self.parameters()))
-        n, rows = coords.shape[0], self.posenc.embedding_dim
-        step = max(1024, _WORKSPACE_BYTES // (rows * coords.element_size()))
-        chunked = isinstance(self.posenc, SphericalHarmonics) and not needs_grad and n > step
-        if not chunked:
+        if not isinstance(self.posenc, SphericalHarmonics) or needs_grad or coords.shape[0] == 0:
             return self.nnet(self.posenc(coords))
-        buffer = empty_features((rows * step,), coords.dtype, coords.device)  # (L^2 * step,)
-        out = torch.empty(n, self.embedding_dim, dtype=coords.dtype, device=coords.device)
-        for start in range(0, n, step):
-            chunk = coords[start : start + step]  # (c, 2)
-            feats = self.posenc(chunk, out=buffer[: rows * chunk.shape[0]].view(rows, chunk.shape[0]))
-            out[start : start + chunk.shape[0]] = self.nnet(feats)
-        return out
+        n, rows = coords.shape[0], self.posenc.embedding_dim
+        step = min(n, max(1024, _WORKSPACE_BYTES // (rows * coords.element_size())))
+        shared = _feature_buffer(rows * step, coords.dtype, coords.device)  # (L^2 * step,)
+        buffer = shared if shared is not None else empty_features((rows * step,), coords.dtype, coords.device)
+        if shared is not None:
+            _workspace.busy = True
+        try:
+            if step == n:
+                return self.nnet(self.posenc(coords, out=buffer.view(rows, n)))
+            out = torch.empty(n, self.embedding_dim, dtype=coords.dtype, device=coords.device)
+            for start in range(0, n, step):
+                chunk = coords[start : start + step]  # (c, 2)
+                feats = self.posenc(chunk, out=buffer[: rows * chunk.shape[0]].view(rows, chunk.shape[0]))
+                out[start : start + chunk.shape[0]] = self.nnet(feats)
+            return out
+        finally:
+            if shared is not None:
+                _workspace.busy = False
 
 
 def _output_dim(nnet: nn.Module) -> int:

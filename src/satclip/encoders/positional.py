@@ -27,7 +27,10 @@ from __future__ import annotations
 import functools
 import math
 import mmap
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import Tensor, nn
@@ -210,6 +213,62 @@ def _sh_autograd(x: Tensor, s: Tensor, phi: Tensor, L: int, c0: float) -> Tensor
     return torch.cat(blocks)
 
 
+# CPU evaluation splits the points across a small thread pool whose workers each run torch
+# single-threaded (``torch.set_num_threads`` is per thread with the OpenMP backend). A degree
+# step is a few short tensor operations; run as OpenMP regions, each waits for all its threads,
+# and on a CPU shared with other jobs that wait is a scheduler time slice per operation (3x
+# slower measured with one busy neighbour). Independent workers never wait for each other.
+_MIN_POINTS_PER_WORKER = 4096
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_pool_lock = threading.Lock()
+
+
+def _single_threaded_worker() -> None:
+    if "OpenMP" in torch.__config__.parallel_info():  # else set_num_threads would be process-wide
+        torch.set_num_threads(1)
+
+
+def _sh_pool(threads: int) -> ThreadPoolExecutor:
+    global _pool, _pool_size
+    with _pool_lock:
+        if _pool is None or _pool_size != threads:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(threads, thread_name_prefix="satclip-sh", initializer=_single_threaded_worker)
+            _pool_size = threads
+        return _pool
+
+
+def _forget_pool() -> None:  # a forked child has the pool object but not its threads
+    global _pool, _pool_size
+    _pool, _pool_size = None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _sh_fill_slice(out: Tensor, x: Tensor, s: Tensor, phi: Tensor, L: int, c0: float) -> None:
+    with torch.inference_mode():
+        _sh_fill(out, x, s, phi, L, c0)
+
+
+def _sh_fill_parallel(out: Tensor, x: Tensor, s: Tensor, phi: Tensor, L: int, c0: float) -> None:
+    """``_sh_fill`` on CPU, the points split across ``torch.get_num_threads()`` pool workers."""
+    n, threads = x.shape[0], torch.get_num_threads()
+    if out.device.type != "cpu" or threads < 2 or n == 0:
+        _sh_fill(out, x, s, phi, L, c0)
+        return
+    workers = max(1, min(threads, n // _MIN_POINTS_PER_WORKER))  # small inputs: one worker
+    step = -(-n // workers)
+    pool = _sh_pool(threads)
+    parts = [pool.submit(_sh_fill_slice, out[:, i : i + step], x[i : i + step], s[i : i + step],
+                         phi[i : i + step], L, c0) for i in range(0, n, step)]
+    for part in parts:
+        part.result()
+
+
 def spherical_harmonics(coords: Tensor, legendre_polys: int, convention: str = "satclip",
                         out: Tensor | None = None) -> Tensor:
     """Real spherical harmonics of degrees l < L at (lon, lat) points.
@@ -238,7 +297,7 @@ def spherical_harmonics(coords: Tensor, legendre_polys: int, convention: str = "
     elif out.shape != (rows, n) or out.dtype != coords.dtype or not out.is_contiguous():
         raise ValueError(f"out must be a contiguous {coords.dtype} tensor of shape {(rows, n)}, "
                          f"got {out.dtype} {tuple(out.shape)}")
-    _sh_fill(out, x, s, phi, legendre_polys, c0)
+    _sh_fill_parallel(out, x, s, phi, legendre_polys, c0)
     return out.t()
 
 
