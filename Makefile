@@ -26,6 +26,9 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON312) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	# GeoCLIP baseline: only the weight file inside the wheel is read (never imported), so its
+	# dependencies (transformers, huggingface-hub<2) are not installed
+	$(PY) -m pip install --quiet --no-deps geoclip==1.3.0
 	@touch $@
 
 setup: $(STAMP)  ## create .venv (Python 3.12) and install the package with dev extras

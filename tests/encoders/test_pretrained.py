@@ -7,6 +7,7 @@ import http.server
 import importlib
 import importlib.util
 import math
+import subprocess
 import sys
 import threading
 import types
@@ -220,8 +221,12 @@ def test_equal_earth_takes_lon_then_lat():
 
 @needs_geoclip
 def test_geoclip_loads_without_importing_the_package():
+    # in a fresh interpreter: other tests (torchgeo, timm) may have imported transformers here
+    code = ("import sys; from satclip.encoders.pretrained import load_geoclip; load_geoclip(); "
+            "print('geoclip' in sys.modules, 'transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
     model = load_geoclip()
-    assert "geoclip" not in sys.modules and "transformers" not in sys.modules
     pts = lonlat(64, seed=3).float()
     with torch.no_grad():
         out = model(pts)
