@@ -67,6 +67,16 @@ def test_smoke_run_writes_checkpoint_metrics_history(tmp_path):
     assert out.shape == (2, 8) and torch.allclose(out.norm(dim=1), torch.ones(2))
 
 
+def test_a_finished_run_is_reused_not_retrained(tmp_path):
+    params = tiny_params(tmp_path)
+    first = run_pretrain(params)
+    paths = pretrain_paths(params)
+    paths.checkpoint.unlink()
+    stamp = (paths.run_dir / "last.ckpt").stat().st_mtime_ns
+    assert run_pretrain(params) == first
+    assert paths.checkpoint.is_file() and (paths.run_dir / "last.ckpt").stat().st_mtime_ns == stamp
+
+
 def test_two_runs_agree(tmp_path):
     a = run_pretrain(tiny_params(tmp_path / "a"))
     b = run_pretrain(tiny_params(tmp_path / "b"))

@@ -84,20 +84,31 @@ class EpochHistory(Callback):
         os.replace(tmp, self.path)
 
 
-def _prepare_run_dir(paths: PretrainPaths, digest: str) -> bool:
-    """Keep the run directory when it holds an unfinished run of this config; else empty it.
+def _launch_rank() -> int:
+    """Global rank from the launcher's environment (torchrun, SLURM); 0 for a single process."""
+    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")))
 
-    Returns True when training resumes from ``last.ckpt``.
+
+def _prepare_run_dir(paths: PretrainPaths, digest: str) -> str:
+    """Decide how this run starts: ``"done"``, ``"resume"`` or ``"fresh"`` (the folder is emptied).
+
+    ``done``: a finished run of the same configuration is there (e.g. trained outside the
+    notebook under torchrun): its checkpoints are reused. ``resume``: an unfinished run of the
+    same configuration continues from ``last.ckpt``. Every rank decides the same way; only
+    rank 0 changes the folder. Delete the folder to retrain from scratch.
     """
     state_file = paths.run_dir / "run.json"
     state = json.loads(state_file.read_text()) if state_file.is_file() else {}
-    resume = (state.get("hash") == digest and not state.get("finished", False)
-              and (paths.run_dir / "last.ckpt").is_file())
-    if not resume and paths.run_dir.exists():
-        shutil.rmtree(paths.run_dir)
-    paths.run_dir.mkdir(parents=True, exist_ok=True)
-    write_json({"hash": digest, "finished": False}, state_file)
-    return resume
+    same = state.get("hash") == digest and (paths.run_dir / "last.ckpt").is_file()
+    if same and state.get("finished", False) and "metrics" in state:
+        return "done"
+    mode = "resume" if same else "fresh"
+    if _launch_rank() == 0:
+        if mode == "fresh" and paths.run_dir.exists():
+            shutil.rmtree(paths.run_dir)
+        paths.run_dir.mkdir(parents=True, exist_ok=True)
+        write_json({"hash": digest, "finished": False}, state_file)
+    return mode
 
 
 def build_trainer(params: Params, paths: PretrainPaths, callbacks: list[Callback] | None = None) -> L.Trainer:
@@ -119,6 +130,7 @@ def build_trainer(params: Params, paths: PretrainPaths, callbacks: list[Callback
 def run_pretrain(params: Params, callbacks: list[Callback] | None = None) -> dict:
     """Train (or resume) and write the checkpoint, metrics and history; return the metrics.
 
+    A finished run of the same configuration in the run folder is reused, not retrained.
     ``callbacks`` are extra Lightning callbacks (tests use them to interrupt a run).
     """
     torch.set_num_threads(params.runtime.threads)
@@ -126,35 +138,37 @@ def run_pretrain(params: Params, callbacks: list[Callback] | None = None) -> dic
     paths = pretrain_paths(params)
     cfg = params.pretrain
     dataset = open_pretrain_set(cfg.dataset, paths.dataset, params.download.s2_100k.on_corrupt)
-    module = SatCLIPModule(asdict(cfg), seed=params.seed)
     data = PretrainDataModule(dataset, cfg, params.seed)
-    start = time.perf_counter()
-    if cfg.feature_cache.enabled:
-        data.use_feature_cache(module.model)
-    resume = _prepare_run_dir(paths, run_hash(params))
-    trainer = build_trainer(params, paths, callbacks)
-    trainer.fit(module, datamodule=data, ckpt_path=str(paths.run_dir / "last.ckpt") if resume else None)
-    seconds = time.perf_counter() - start
-    if not trainer.is_global_zero:
-        return {}
+    digest = run_hash(params)
+    mode = _prepare_run_dir(paths, digest)
+    if mode == "done":
+        metrics = json.loads((paths.run_dir / "run.json").read_text())["metrics"]
+    else:
+        start = time.perf_counter()
+        module = SatCLIPModule(asdict(cfg), seed=params.seed)
+        if cfg.feature_cache.enabled:
+            data.use_feature_cache(module.model)
+        trainer = build_trainer(params, paths, callbacks)
+        trainer.fit(module, datamodule=data, ckpt_path=str(paths.run_dir / "last.ckpt") if mode == "resume" else None)
+        if not trainer.is_global_zero:
+            return {}
+        final = pd.read_csv(paths.run_dir / "history.csv").iloc[-1]
+        metrics = {
+            "val_loss": float(final["val_loss"]), "val_top1": float(final["val_top1"]),
+            "val_top5": float(final["val_top5"]), "median_km": float(final["val_median_km"]),
+            "epochs": int(final["epoch"]) + 1, "train_seconds": round(time.perf_counter() - start, 1),
+            "train_pairs": len(data.train_idx), "val_pairs": len(data.val_idx),
+            "chance_top1": 1.0 / min(cfg.trainer.batch_size, len(data.val_idx)),
+        }
+        write_json({"hash": digest, "finished": True, "metrics": metrics}, paths.run_dir / "run.json")
     best = paths.run_dir / "best.ckpt"
     paths.checkpoint.parent.mkdir(parents=True, exist_ok=True)
     tmp = paths.checkpoint.with_name(".satclip.ckpt.tmp")
     shutil.copyfile(best if best.is_file() else paths.run_dir / "last.ckpt", tmp)
     os.replace(tmp, paths.checkpoint)
-    history = pd.read_csv(paths.run_dir / "history.csv")
     paths.history.parent.mkdir(parents=True, exist_ok=True)
-    history.to_csv(paths.history, index=False)
-    final = history.iloc[-1]
-    metrics = {
-        "val_loss": float(final["val_loss"]), "val_top1": float(final["val_top1"]),
-        "val_top5": float(final["val_top5"]), "median_km": float(final["val_median_km"]),
-        "epochs": int(final["epoch"]) + 1, "train_seconds": round(seconds, 1),
-        "train_pairs": len(data.train_idx), "val_pairs": len(data.val_idx),
-        "chance_top1": 1.0 / min(cfg.trainer.batch_size, len(data.val_idx)),
-    }
+    shutil.copyfile(paths.run_dir / "history.csv", paths.history)
     write_json(metrics, paths.metrics)
-    write_json({"hash": run_hash(params), "finished": True}, paths.run_dir / "run.json")
     return metrics
 
 
@@ -223,3 +237,24 @@ def localization_errors(module: SatCLIPModule, dataset, indices, batch: int = 51
             "km": great_circle_km(pred[:, 0], pred[:, 1], true[:, 0], true[:, 1]),
             "baseline_km": great_circle_km(c_lon, c_lat, true[:, 0], true[:, 1])}))
     return pd.concat(rows, ignore_index=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m satclip.stages.pretrain [params.yaml]``: train outside the notebook.
+
+    For launchers that start one process per GPU (``torchrun``, SLURM ``srun``) with
+    ``pretrain.trainer.strategy: ddp``; afterwards ``dvc commit pretrain`` records the outputs.
+    """
+    import sys
+
+    from satclip.config import load_params
+
+    args = sys.argv[1:] if argv is None else argv
+    metrics = run_pretrain(load_params(args[0] if args else "params.yaml"))
+    if metrics:
+        print(json.dumps(metrics, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
