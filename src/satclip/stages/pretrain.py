@@ -31,7 +31,8 @@ from satclip.config import Params
 from satclip.stages.download import data_paths, write_json
 from satclip.training import PretrainDataModule, SatCLIPModule, open_pretrain_set
 
-HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_top1", "val_top5", "val_median_km", "logit_scale"]
+HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_top1", "val_top5", "val_median_km", "logit_scale",
+                   "epoch_seconds"]
 
 
 @dataclass
@@ -68,14 +69,19 @@ class EpochHistory(Callback):
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.started = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.started = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         m = trainer.callback_metrics
         row = {"epoch": trainer.current_epoch}
-        for col in HISTORY_COLUMNS[1:]:
+        for col in HISTORY_COLUMNS[1:-1]:
             row[col] = float(m[col]) if col in m else float("nan")
+        row["epoch_seconds"] = time.perf_counter() - self.started  # training + validation
         old = pd.read_csv(self.path) if self.path.is_file() else pd.DataFrame(columns=HISTORY_COLUMNS)
         old = old[old["epoch"] < trainer.current_epoch]  # a resumed epoch replaces its old row
         table = pd.concat([old, pd.DataFrame([row])], ignore_index=True) if len(old) else pd.DataFrame([row])
@@ -144,7 +150,6 @@ def run_pretrain(params: Params, callbacks: list[Callback] | None = None) -> dic
     if mode == "done":
         metrics = json.loads((paths.run_dir / "run.json").read_text())["metrics"]
     else:
-        start = time.perf_counter()
         module = SatCLIPModule(asdict(cfg), seed=params.seed)
         if cfg.feature_cache.enabled:
             data.use_feature_cache(module.model)
@@ -152,11 +157,12 @@ def run_pretrain(params: Params, callbacks: list[Callback] | None = None) -> dic
         trainer.fit(module, datamodule=data, ckpt_path=str(paths.run_dir / "last.ckpt") if mode == "resume" else None)
         if not trainer.is_global_zero:
             return {}
-        final = pd.read_csv(paths.run_dir / "history.csv").iloc[-1]
+        history = pd.read_csv(paths.run_dir / "history.csv")
+        final = history.iloc[-1]
         metrics = {
             "val_loss": float(final["val_loss"]), "val_top1": float(final["val_top1"]),
             "val_top5": float(final["val_top5"]), "median_km": float(final["val_median_km"]),
-            "epochs": int(final["epoch"]) + 1, "train_seconds": round(time.perf_counter() - start, 1),
+            "epochs": int(final["epoch"]) + 1, "train_seconds": round(float(history["epoch_seconds"].sum()), 1),
             "train_pairs": len(data.train_idx), "val_pairs": len(data.val_idx),
             "chance_top1": 1.0 / min(cfg.trainer.batch_size, len(data.val_idx)),
         }
