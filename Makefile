@@ -45,7 +45,7 @@ else
 endif
 
 figures: $(STAMP)  ## regenerate the figures from results on disk
-	@echo "figures: not yet implemented (the figures stage arrives with the evaluation stages)" >&2; exit 1
+	@echo "figures: not yet implemented (per-task figures are written by make repro under results/figures; the cross-task figures stage is still to come)" >&2; exit 1
 
 bench: $(STAMP)  ## run every benchmark in benchmarks/ (results under results/bench/)
 	@mkdir -p results/bench
