@@ -19,6 +19,7 @@ import pandas as pd
 
 from satclip.data.sampling import cell_area_km2, check_lonlat, is_land
 from satclip.data.sources import fetch, fetch_shapefile
+from satclip.io import atomic_path
 
 
 class LabelError(ValueError):
@@ -308,12 +309,6 @@ def build_task(task: str, points: pd.DataFrame, *, raw_dir: Path | None = None,
 
 def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write a Parquet table atomically (temporary name, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)

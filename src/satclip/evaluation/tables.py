@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from satclip.evaluation.metrics import LOWER_IS_BETTER, PRIMARY_METRIC
+from satclip.io import write_text
 
 ENCODER_ORDER = ("satclip", "satclip-random", "sh", "wrap", "raw", "geoclip")
 PROBE_ORDER = ("mlp", "xgboost", "linear")
@@ -77,22 +78,10 @@ def sort_results(df: pd.DataFrame) -> pd.DataFrame:
     return df.iloc[np.lexsort(ranks)].reset_index(drop=True)
 
 
-def _atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def write_downstream_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write the tidy results to ``path`` (atomically; canonical row order; 6 significant digits)."""
     text = sort_results(df).to_csv(index=False, float_format="%.6g", lineterminator="\n")
-    return _atomic_write_text(path, text)
+    return write_text(path, text)
 
 
 def metrics_json(df: pd.DataFrame) -> dict:
@@ -107,7 +96,7 @@ def metrics_json(df: pd.DataFrame) -> dict:
 
 def write_metrics_json(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write ``metrics_json(df)`` to ``path`` atomically."""
-    return _atomic_write_text(path, json.dumps(metrics_json(df), indent=2) + "\n")
+    return write_text(path, json.dumps(metrics_json(df), indent=2) + "\n")
 
 
 # --------------------------------------------------------------------------------------------

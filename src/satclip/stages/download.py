@@ -6,7 +6,6 @@ that the notebook shows and that is written to ``results/metrics/download.json``
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from satclip.config import Params
 from satclip.data import labels as labels_mod
 from satclip.data.bluemarble import build_bluemarble
 from satclip.data.sampling import sample_land
+from satclip.io import write_json
 
 # Independent random streams derived from the global seed (numpy SeedSequence entropy).
 STREAM_LABEL_POINTS = 1
@@ -101,14 +101,6 @@ def run_download(params: Params, metrics_path: str | os.PathLike | None = None) 
     return summary
 
 
-def write_json(obj: dict, path: str | os.PathLike) -> Path:
-    """Write JSON atomically (temporary name, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    return path
 
 
 def sample_pretrain_items(params: Params, n: int = 24) -> tuple[list, list]:

@@ -9,7 +9,6 @@ The tables stage writes ``<results>/tables/downstream.csv``, the Markdown and La
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from satclip.evaluation.tables import (
     write_downstream_csv,
     write_metrics_json,
 )
+from satclip.io import atomic_path, write_text
 from satclip.stages.download import data_paths
 from satclip.stages.extract import load_embeddings
 
@@ -53,13 +53,11 @@ def run_evaluate(params: Params, task: str) -> TaskEvaluation:
     evaluation = run_task(task, table, embeddings, params.evaluate, unavailable)
     paths = result_paths(params, task)
     write_downstream_csv(evaluation.results, paths["table"])
-    paths["predictions"].parent.mkdir(parents=True, exist_ok=True)
-    tmp = paths["predictions"].with_name(f".{task}.parquet.tmp")
     predictions = evaluation.predictions.copy()
     if TASKS[task].kind == "classification":  # class labels as strings (Parquet needs one type)
         predictions[["target", "prediction"]] = predictions[["target", "prediction"]].astype(str)
-    predictions.to_parquet(tmp, index=False)
-    os.replace(tmp, paths["predictions"])
+    with atomic_path(paths["predictions"]) as tmp:
+        predictions.to_parquet(tmp, index=False)
     return evaluation
 
 
@@ -80,9 +78,7 @@ def write_tables(params: Params) -> pd.DataFrame:
     tables = Path(params.paths.results) / "tables"
     write_downstream_csv(results, tables / "downstream.csv")
     for name, text in (("downstream.md", markdown_tables(results)), ("downstream.tex", latex_tables(results))):
-        tmp = tables / f".{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, tables / name)
+        write_text(tables / name, text)
     write_metrics_json(results, Path(params.paths.results) / "metrics" / "downstream.json")
     return results
 

@@ -16,7 +16,6 @@ Layout: ``<data>/embeddings/<encoder>/<task>.npy`` (float32, (N, d), row-aligned
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from dataclasses import asdict
@@ -27,7 +26,8 @@ import pandas as pd
 import torch
 
 from satclip.config import Params
-from satclip.stages.download import data_paths, write_json
+from satclip.io import atomic_path, write_json
+from satclip.stages.download import data_paths
 
 UNTRAINED_STREAM = 17  # random stream of the untrained encoder's initialization
 
@@ -65,10 +65,8 @@ def resolve_named_encoder(name: str, params: Params):
 
 
 def _write_npy(array: np.ndarray, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, array)
-    os.replace(tmp, path)
 
 
 def extract_encoder(name: str, params: Params, tasks: list[str]) -> dict:

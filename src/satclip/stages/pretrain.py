@@ -28,7 +28,8 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from satclip.config import Params
-from satclip.stages.download import data_paths, write_json
+from satclip.io import atomic_path, write_json
+from satclip.stages.download import data_paths
 from satclip.training import PretrainDataModule, SatCLIPModule, open_pretrain_set
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_top1", "val_top5", "val_median_km", "logit_scale",
@@ -85,9 +86,8 @@ class EpochHistory(Callback):
         old = pd.read_csv(self.path) if self.path.is_file() else pd.DataFrame(columns=HISTORY_COLUMNS)
         old = old[old["epoch"] < trainer.current_epoch]  # a resumed epoch replaces its old row
         table = pd.concat([old, pd.DataFrame([row])], ignore_index=True) if len(old) else pd.DataFrame([row])
-        tmp = self.path.with_name(".history.csv.tmp")
-        table.to_csv(tmp, index=False)
-        os.replace(tmp, self.path)
+        with atomic_path(self.path) as tmp:
+            table.to_csv(tmp, index=False)
 
 
 def _launch_rank() -> int:
@@ -168,10 +168,8 @@ def run_pretrain(params: Params, callbacks: list[Callback] | None = None) -> dic
         }
         write_json({"hash": digest, "finished": True, "metrics": metrics}, paths.run_dir / "run.json")
     best = paths.run_dir / "best.ckpt"
-    paths.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    tmp = paths.checkpoint.with_name(".satclip.ckpt.tmp")
-    shutil.copyfile(best if best.is_file() else paths.run_dir / "last.ckpt", tmp)
-    os.replace(tmp, paths.checkpoint)
+    with atomic_path(paths.checkpoint) as tmp:
+        shutil.copyfile(best if best.is_file() else paths.run_dir / "last.ckpt", tmp)
     paths.history.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(paths.run_dir / "history.csv", paths.history)
     write_json(metrics, paths.metrics)
