@@ -61,6 +61,8 @@ def test_values_are_checked(tmp_path):
         load_params(write(tmp_path, "download:\n  pretrain_set: imagenet\n"))
     with pytest.raises(ConfigError, match="unknown task 'weather'"):
         load_params(write(tmp_path, "download:\n  labels:\n    tasks: [weather]\n"))
+    with pytest.raises(ConfigError, match=r"pretrain.dataset \('bluemarble'\) must name .* \('s2-sample'\)"):
+        load_params(write(tmp_path, "download:\n  pretrain_set: s2-sample\n"))
     with pytest.raises(ConfigError, match="min_lat < max_lat"):
         load_params(write(tmp_path, "download:\n  bluemarble:\n    min_lat: 10\n    max_lat: 0\n"))
 
@@ -98,10 +100,12 @@ def test_cli_checks(tmp_path, capsys):
 
 def test_overlay_to_dvc_set_args(tmp_path, monkeypatch, capsys):
     over = write(tmp_path, "seed: 3\ndownload:\n  pretrain_set: s2-sample\n  labels:\n"
-                           "    tasks: [biomes, population]\n  s2_100k:\n    shards: 2\n", "o.yaml")
+                           "    tasks: [biomes, population]\n  s2_100k:\n    shards: 2\npretrain:\n  dataset: s2-sample\n",
+                 "o.yaml")
     args = overlay_args(over, REPO / "params.yaml")
     assert args == ["-S", "seed=3", "-S", "download.pretrain_set=s2-sample",
-                    "-S", "download.labels.tasks=[biomes,population]", "-S", "download.s2_100k.shards=2"]
+                    "-S", "download.labels.tasks=[biomes,population]", "-S", "download.s2_100k.shards=2",
+                    "-S", "pretrain.dataset=s2-sample"]
     monkeypatch.chdir(REPO)
     assert overlay_main([str(write(tmp_path, "sed: 1\n", "bad.yaml"))]) == 1
     assert "unknown key 'sed'" in capsys.readouterr().err

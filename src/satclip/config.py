@@ -396,6 +396,11 @@ class Params:
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
+    def __post_init__(self) -> None:
+        if self.pretrain.dataset != self.download.pretrain_set:
+            raise ConfigError(f"pretrain.dataset ({self.pretrain.dataset!r}) must name the set the download "
+                              f"stage prepares, download.pretrain_set ({self.download.pretrain_set!r})")
+
 
 def load_params(path: str | Path = "params.yaml", overlays: list[str | Path] = ()) -> Params:
     """Read ``params.yaml`` (plus overlays, applied in order) into a validated ``Params``."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterator
-from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -73,17 +72,6 @@ def split_indices(points: np.ndarray, cfg: ValidationConfig, seed: int) -> tuple
         raise ValueError(f"validation split '{cfg.split}' left {int(is_val.sum())} of {n} pairs for "
                          f"validation; change pretrain.validation")
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
-
-
-def open_pretrain_set(name: str, root: str | Path, on_corrupt: str = "fail") -> Dataset:
-    """The prepared pretraining set ``name`` under ``root`` (written by the download stage)."""
-    if name == "bluemarble":
-        from satclip.data.bluemarble import BlueMarbleDataset
-
-        return BlueMarbleDataset(root)
-    from satclip.data.s2_100k import S2Dataset
-
-    return S2Dataset(root, on_corrupt=on_corrupt)
 
 
 def dataset_points(dataset: Dataset) -> np.ndarray:

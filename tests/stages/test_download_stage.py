@@ -25,6 +25,8 @@ def tiny_params(tmp_path, geodata, **download) -> Params:
     data = {**TINY, "paths": {"data": str(tmp_path / "data"), "results": str(tmp_path / "results"),
                               "mirror": str(geodata)}}
     data["download"] = {**TINY["download"], **download}
+    if "pretrain_set" in download:  # the pretrain stage must read the set the download stage builds
+        data["pretrain"] = {"dataset": download["pretrain_set"]}
     return from_dict(Params, data, "")
 
 

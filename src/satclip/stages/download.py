@@ -107,16 +107,10 @@ def sample_pretrain_items(params: Params, n: int = 24) -> tuple[list, list]:
     """``n`` random items of the prepared pretraining set: (images as (C, H, W) arrays, (lon, lat))."""
     import numpy as np
 
+    from satclip.data.pretrain_sets import open_pretrain_set
+
     name = params.download.pretrain_set
-    root = data_paths(params)["pretrain"] / name
-    if name == "bluemarble":
-        from satclip.data.bluemarble import BlueMarbleDataset
-
-        dataset = BlueMarbleDataset(root)
-    else:
-        from satclip.data.s2_100k import S2Dataset
-
-        dataset = S2Dataset(root, on_corrupt=params.download.s2_100k.on_corrupt)
+    dataset = open_pretrain_set(name, data_paths(params)["pretrain"] / name, params.download.s2_100k.on_corrupt)
     rng = np.random.default_rng(params.seed)
     picks = rng.choice(len(dataset), size=min(n, len(dataset)), replace=False)
     items = [dataset[int(i)] for i in sorted(picks)]

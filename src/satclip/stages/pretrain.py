@@ -28,9 +28,10 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from satclip.config import Params
+from satclip.data.pretrain_sets import open_pretrain_set
 from satclip.io import atomic_path, write_json
 from satclip.stages.download import data_paths
-from satclip.training import PretrainDataModule, SatCLIPModule, open_pretrain_set
+from satclip.training import PretrainDataModule, SatCLIPModule
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_top1", "val_top5", "val_median_km", "logit_scale",
                    "epoch_seconds"]
