@@ -16,8 +16,11 @@ export SATCLIP_DATA_MIRROR ?= $(MIRROR)
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 # Overlay for `make repro EXP=experiments/<name>.yaml` (applied with `dvc exp run -S`).
 EXP ?=
+# Sweep for `make sweep NAME=<name>` / `make compare NAME=<name>` (experiments/sweeps/<name>.yaml).
+NAME ?=
+SWEEPS = $(basename $(notdir $(wildcard experiments/sweeps/*.yaml)))
 
-.PHONY: help setup test repro figures bench lint clean
+.PHONY: help setup test repro figures sweep compare bench lint clean
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -44,8 +47,17 @@ else
 	dvc exp run $$($(PY) -m satclip.overlay $(EXP))
 endif
 
-figures: $(STAMP)  ## regenerate the figures from results on disk
-	@echo "figures: not yet implemented (per-task figures are written by make repro under results/figures; the cross-task figures stage is still to come)" >&2; exit 1
+figures: $(STAMP)  ## redraw figures, results/index.html and results/README.md from results on disk (no retraining)
+	dvc repro --single-item --force figures
+
+sweep: $(STAMP)  ## run an ablation as DVC experiments: make sweep NAME=legendre
+	@test -n "$(NAME)" || { echo "usage: make sweep NAME=<sweep>; sweeps: $(SWEEPS)" >&2; exit 2; }
+	$(PY) -m satclip.sweep $(NAME)
+
+compare: $(STAMP)  ## one table and figure across a finished sweep: make compare NAME=legendre
+	@test -n "$(NAME)" || { echo "usage: make compare NAME=<sweep>; sweeps: $(SWEEPS)" >&2; exit 2; }
+	$(PY) -m satclip.compare $(NAME)
+	dvc repro --single-item --force figures
 
 bench: $(STAMP)  ## run every benchmark in benchmarks/ (results under results/bench/)
 	@mkdir -p results/bench

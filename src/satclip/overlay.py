@@ -14,7 +14,7 @@ from typing import Any
 from satclip.config import ConfigError, flatten, load_params, read_yaml
 
 
-def _hydra_value(key: str, value: Any) -> str:
+def hydra_value(key: str, value: Any) -> str:
     """A value in Hydra override syntax (what ``dvc exp run -S`` parses), without whitespace."""
     if value is None:
         return "null"
@@ -23,7 +23,7 @@ def _hydra_value(key: str, value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, list):
-        return "[" + ",".join(_hydra_value(key, v) for v in value) + "]"
+        return "[" + ",".join(hydra_value(key, v) for v in value) + "]"
     text = str(value)
     if any(c.isspace() for c in text) or any(c in text for c in "[]{},='\""):
         raise ConfigError(f"{key}: value {text!r} cannot be passed to dvc exp run -S "
@@ -35,7 +35,7 @@ def overlay_args(overlay: str | Path, params: str | Path = "params.yaml") -> lis
     """``["-S", "a.b=1", ...]`` for every leaf key of ``overlay`` (validated against ``params``)."""
     load_params(params, [overlay])
     return [arg for key, value in flatten(read_yaml(overlay)).items()
-            for arg in ("-S", f"{key}={_hydra_value(key, value)}")]
+            for arg in ("-S", f"{key}={hydra_value(key, value)}")]
 
 
 def apply_overlay(overlay: str | Path, params: str | Path = "params.yaml") -> Path:

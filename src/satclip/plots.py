@@ -21,7 +21,8 @@ def show(fig: plt.Figure) -> None:
     plt.close(fig)
 
 
-def _caption(fig: plt.Figure, text: str) -> None:
+def add_caption(fig: plt.Figure, text: str) -> None:
+    """A small grey line at the bottom-left of ``fig`` saying what data and protocol made it."""
     fig.text(0.01, 0.005, text, fontsize=7, color="0.35", ha="left", va="bottom")
 
 
@@ -51,7 +52,7 @@ def points_map(df: pd.DataFrame, *, kind: str, title: str, unit: str = "", count
         fig.colorbar(sc, ax=ax, shrink=0.8, label=unit)
         ax.set_title(f"{title} ({len(df):,} points)")
     if caption:
-        _caption(fig, caption)
+        add_caption(fig, caption)
     fig.tight_layout()
     return fig
 
@@ -103,7 +104,7 @@ def patch_grid(images: list[np.ndarray], points: np.ndarray, *, title: str, ncol
         ax.set_title(f"{lon:.1f}, {lat:.1f}", fontsize=7)
     fig.suptitle(title, fontsize=10)
     if caption:
-        _caption(fig, caption)
+        add_caption(fig, caption)
     fig.tight_layout()
     return fig
 
@@ -140,7 +141,7 @@ def embedding_map(lon: np.ndarray, lat: np.ndarray, embeddings: np.ndarray, *, t
     ax.set_ylim(-60, 85)
     ax.set_title(title)
     if caption:
-        _caption(fig, caption)
+        add_caption(fig, caption)
     return fig
 
 
@@ -165,7 +166,7 @@ def training_curves(history: pd.DataFrame, *, chance_top1: float | None = None, 
     for ax in axes:
         ax.set_xlabel("epoch")
     if caption:
-        _caption(fig, caption)
+        add_caption(fig, caption)
     fig.tight_layout()
     return fig
 
@@ -196,7 +197,7 @@ def retrieval_examples(images: list[np.ndarray], true_points: np.ndarray, top_po
                    edgecolor="black", linewidths=0.6, zorder=4)
     ax.set_title("true location (star) and top-5 predicted locations (crosses)")
     if caption:
-        _caption(fig, caption)
+        add_caption(fig, caption)
     fig.tight_layout()
     return fig
 
@@ -234,7 +235,7 @@ def task_bars(results: pd.DataFrame, metric: str, *, title: str, caption: str = 
     axes[0][-1].legend(title="probe", fontsize=8)
     fig.suptitle(title)
     if caption:
-        _caption(fig, caption)
+        add_caption(fig, caption)
     fig.tight_layout()
     return fig
 
@@ -264,7 +265,7 @@ def prediction_map(predictions: pd.DataFrame, *, kind: str, title: str, unit: st
         ax.set_ylim(predictions["lat"].min() - pad, predictions["lat"].max() + pad)
     ax.set_title(title)
     if caption:
-        _caption(fig, caption)
+        add_caption(fig, caption)
     fig.tight_layout()
     return fig
 

@@ -9,7 +9,9 @@ Encoder names in ``extract.encoders``:
   (``satclip-resnet18-l10`` ...), or a checkpoint path: as ``satclip embed`` takes them.
 
 Layout: ``<data>/embeddings/<encoder>/<task>.npy`` (float32, (N, d), row-aligned with
-``<data>/labels/<task>.parquet``) plus ``<encoder>/meta.json``. An encoder that cannot be had
+``<data>/labels/<task>.parquet``) plus ``<encoder>/meta.json``, and the embeddings of a land grid
+(``GRID_STEP_DEG``) for the embedding maps: ``<encoder>/land_grid.npy`` (float32, (M, d)),
+row-aligned with ``<data>/embeddings/land_grid.npy`` ((M, 2) lon, lat). An encoder that cannot be had
 (offline, say) gets ``meta.json`` with ``available: false`` and the reason, and the run goes on.
 """
 
@@ -30,6 +32,8 @@ from satclip.io import atomic_path, write_json
 from satclip.stages.download import data_paths
 
 UNTRAINED_STREAM = 17  # random stream of the untrained encoder's initialization
+GRID_STEP_DEG = 1.0  # land grid of the embedding maps (the paper's Figure 1 style)
+GRID = "land_grid"  # file stem of the grid embeddings, never a task name
 
 
 def embeddings_dir(params: Params) -> Path:
@@ -69,8 +73,19 @@ def _write_npy(array: np.ndarray, path: Path) -> None:
         np.save(f, array)
 
 
+def grid_points(params: Params) -> np.ndarray:
+    """The land grid's (M, 2) lon, lat, written once to ``<data>/embeddings/land_grid.npy``."""
+    from satclip.data.sampling import land_grid
+
+    path = embeddings_dir(params) / f"{GRID}.npy"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_npy(np.stack(land_grid(GRID_STEP_DEG), axis=1), path)
+    return np.load(path)
+
+
 def extract_encoder(name: str, params: Params, tasks: list[str]) -> dict:
-    """Embed every task's points with encoder ``name``; return its ``meta.json`` content."""
+    """Embed every task's points and the land grid with encoder ``name``; return its ``meta.json``."""
     from satclip.embed import embed_coordinates
 
     out = embeddings_dir(params) / name
@@ -93,6 +108,8 @@ def extract_encoder(name: str, params: Params, tasks: list[str]) -> dict:
         seconds += time.perf_counter() - start
         _write_npy(emb.astype(np.float32, copy=False), out / f"{task}.npy")
         rows[task] = len(table)
+    grid = embed_coordinates(resolved.module, grid_points(params), batch_size=params.extract.batch_size)
+    _write_npy(grid.astype(np.float32, copy=False), out / f"{GRID}.npy")
     meta = {**resolved.metadata, "encoder": name, "available": True, "rows": rows,
             "embedding_dim": int(resolved.embedding_dim), "seconds": round(seconds, 3),
             "points_per_s": round(sum(rows.values()) / max(seconds, 1e-9))}
@@ -104,6 +121,9 @@ def run_extract(params: Params) -> pd.DataFrame:
     """Extract every listed encoder for every task; write metrics; return a summary table."""
     torch.set_num_threads(params.runtime.threads)
     tasks = params.download.labels.tasks
+    if GRID in tasks:
+        raise ValueError(f"{GRID!r} is reserved for the embedding-map grid; it cannot be a task name")
+    (embeddings_dir(params) / f"{GRID}.npy").unlink(missing_ok=True)  # rewritten from GRID_STEP_DEG
     metas = [extract_encoder(name, params, tasks) for name in params.extract.encoders]
     summary = pd.DataFrame([{
         "encoder": m["encoder"], "available": m["available"], "dim": m.get("embedding_dim"),
@@ -130,17 +150,16 @@ def load_embeddings(params: Params, encoder: str, task: str) -> tuple[np.ndarray
     return np.load(path), ""
 
 
-def grid_embeddings(params: Params, step_deg: float = 1.0) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """Embeddings of a ``step_deg`` land grid by every available encoder: lon, lat, {name: (M, d)}."""
-    from satclip.data.sampling import land_grid
-    from satclip.embed import embed_coordinates
-
-    lon, lat = land_grid(step_deg)
+def grid_embeddings(params: Params) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The extract stage's land-grid embeddings: lon (M,), lat (M,), {encoder: (M, d)} of every
+    available encoder in ``extract.encoders`` (read from disk: no model is loaded)."""
+    path = embeddings_dir(params) / f"{GRID}.npy"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run the extract stage first")
+    points = np.load(path)
     out = {}
     for name in params.extract.encoders:
-        meta_file = embeddings_dir(params) / name / "meta.json"
-        if meta_file.is_file() and not json.loads(meta_file.read_text()).get("available", False):
-            continue
-        resolved = resolve_named_encoder(name, params)
-        out[name] = embed_coordinates(resolved.module, np.stack([lon, lat], axis=1))
-    return lon, lat, out
+        emb, _ = load_embeddings(params, name, GRID)
+        if emb is not None:
+            out[name] = emb
+    return points[:, 0], points[:, 1], out

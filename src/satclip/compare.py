@@ -1,0 +1,154 @@
+"""One comparison table and figure across a sweep's finished experiments (``make compare NAME=...``).
+
+Reads ``dvc exp show --json`` (the experiments of the current commit), keeps those named
+``<sweep>-<point>``, and writes ``<results>/compare/<sweep>.csv`` (one row per experiment: the
+varied params, pretraining retrieval, and every task's primary metric for one encoder, probe and
+split), ``<sweep>.md`` and ``<sweep>.png``/``.pdf`` (the scores against the sweep's ``x``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from satclip.config import ConfigError, flatten
+from satclip.io import write_text
+from satclip.sweep import Sweep, load_sweep, sweep_path
+
+DOWNSTREAM = "downstream.json"
+PRETRAIN = "pretrain.json"
+PRETRAIN_COLUMNS = {"val_top1": "pretrain top-1", "median_km": "pretrain median km"}
+
+
+def experiments_json(dvc: str = "dvc", cwd: str | Path = ".") -> list[dict]:
+    """``dvc exp show --json`` parsed (raises ``RuntimeError`` with dvc's message on failure)."""
+    out = subprocess.run([dvc, "exp", "show", "--json"], cwd=cwd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"dvc exp show failed: {out.stderr.strip()}")
+    return json.loads(out.stdout)
+
+
+def finished_experiments(rows: list[dict]) -> dict[str, dict]:
+    """Experiment name -> ``{"params": flat params, "metrics": {file name: data}}`` of the finished
+    experiments (a failed or queued one has no metrics and is left out)."""
+    out = {}
+    for baseline in rows:
+        for exp in baseline.get("experiments") or []:
+            for rev in exp.get("revs") or []:
+                name, data = rev.get("name") or exp.get("name"), rev.get("data") or {}
+                metrics = {Path(path).name: (m or {}).get("data") for path, m in (data.get("metrics") or {}).items()}
+                if not name or rev.get("error") or not metrics.get(DOWNSTREAM):
+                    continue
+                params = flatten(((data.get("params") or {}).get("params.yaml") or {}).get("data") or {})
+                out[name] = {"params": params, "metrics": metrics}
+    return out
+
+
+def _score(downstream: dict, task: str, encoder: str, probe: str, split: str) -> float:
+    from satclip.figures import primary_metric
+
+    try:
+        value = downstream[task][encoder][probe][split][primary_metric(task)]
+    except (KeyError, TypeError):
+        return float("nan")
+    return float("nan") if value is None else float(value)
+
+
+def comparison_table(sweep: Sweep, experiments: dict[str, dict], encoder: str = "satclip", probe: str = "mlp",
+                     split: str = "checkerboard") -> pd.DataFrame:
+    """One row per finished experiment of ``sweep``, in the sweep file's point order.
+
+    Columns: ``experiment``, ``point``, every param the points set, the pretraining metrics and
+    one column per task (primary metric of ``encoder`` with ``probe`` on ``split``).
+    """
+    varied = list(dict.fromkeys(k for o in sweep.points.values() for k in o))
+    rows: list[dict[str, Any]] = []
+    tasks: list[str] = []
+    for point in sweep.points:
+        exp = experiments.get(sweep.experiment(point))
+        if exp is None:
+            continue
+        row: dict[str, Any] = {"experiment": sweep.experiment(point), "point": point}
+        row.update({k: exp["params"].get(k) for k in varied})
+        pretrain = exp["metrics"].get(PRETRAIN) or {}
+        row.update({label: pretrain.get(key) for key, label in PRETRAIN_COLUMNS.items()})
+        downstream = exp["metrics"][DOWNSTREAM]
+        for task in downstream:
+            tasks.append(task)
+            row[task] = _score(downstream, task, encoder, probe, split)
+        rows.append(row)
+    if not rows:
+        raise LookupError(f"no finished experiment of sweep {sweep.name!r} in `dvc exp show` "
+                          f"(expected names {', '.join(map(sweep.experiment, sweep.points))}): run make sweep NAME={sweep.name}")
+    table = pd.DataFrame(rows)
+    for col in table.columns:  # list-valued params (widths) as text, so the table stays flat
+        if table[col].map(lambda v: isinstance(v, list)).any():
+            table[col] = table[col].map(str)
+    return table
+
+
+def write_comparison(sweep: Sweep, table: pd.DataFrame, out_dir: str | Path, *, encoder: str = "satclip",
+                     probe: str = "mlp", split: str = "checkerboard") -> list[Path]:
+    """``<sweep>.csv``, ``.md`` and the figure (``.png``, ``.pdf``) under ``out_dir``."""
+    from satclip import figures, plots
+    from satclip.data.labels import TASKS
+
+    out_dir = Path(out_dir)
+    tasks = [c for c in table.columns if c in TASKS]
+    protocol = f"{encoder} embedding, {probe} probe, {split} split; primary metric (R² or accuracy), mean over seeds"
+    csv = write_text(out_dir / f"{sweep.name}.csv", table.to_csv(index=False, float_format="%.6g"))
+    shown = table.drop(columns=["experiment"]).copy()
+    for col in shown.columns:
+        if pd.api.types.is_float_dtype(shown[col]):
+            shown[col] = shown[col].map(lambda v: "n/a" if pd.isna(v) else f"{v:.3f}")
+    header = "| " + " | ".join(map(str, shown.columns)) + " |"
+    lines = [f"# Sweep {sweep.name}", "", sweep.description, "", f"Scores: {protocol}.", "", header,
+             "|" + "---|" * len(shown.columns)]
+    lines += ["| " + " | ".join(map(str, r)) + " |" for r in shown.itertuples(index=False)]
+    md = write_text(out_dir / f"{sweep.name}.md", "\n".join(lines) + "\n")
+    figures.use_style()
+    x = sweep.x if sweep.x in table.columns else "point"
+    fig = figures.comparison_chart(table, x=x, tasks=tasks, encoder=encoder, title=sweep.description or sweep.name,
+                                   caption=f"sweep {sweep.name} ({len(table)} experiments); {protocol}")
+    written = plots.save(fig, out_dir / sweep.name)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return [csv, md, *written]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m satclip.compare NAME``: write the comparison of a finished sweep."""
+    import argparse
+
+    from satclip.config import load_params
+
+    parser = argparse.ArgumentParser(prog="python -m satclip.compare", description=__doc__.split("\n\n")[0])
+    parser.add_argument("name", help="sweep name (experiments/sweeps/<name>.yaml) or a sweep file")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--encoder", default="satclip")
+    parser.add_argument("--probe", default="mlp")
+    parser.add_argument("--split", default="checkerboard")
+    args = parser.parse_args(argv)
+    path = sweep_path(args.name)
+    try:
+        sweep = load_sweep(path, args.params)
+        params = load_params(args.params)
+        table = comparison_table(sweep, finished_experiments(experiments_json()), args.encoder, args.probe,
+                                 args.split)
+    except (ConfigError, LookupError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for path in write_comparison(sweep, table, Path(params.paths.results) / "compare", encoder=args.encoder,
+                                 probe=args.probe, split=args.split):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,274 @@
+"""The run's front pages: ``<results>/index.html`` (one line per report, table and figure) and the
+generated ``<results>/README.md`` (main table plus what produced it: params hash, git commit,
+package versions, wall times).
+
+Both are rebuilt from what is on disk, so a link is only written for a file that exists.
+``python -m satclip.report [params.yaml]`` rebuilds them (``make compare`` does, to list a new
+comparison).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import platform
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from satclip.config import Params, to_dict
+from satclip.io import write_text
+
+# Packages whose versions decide the numbers; listed in the generated README.
+# "a|b": the first of these distributions that is installed (xgboost ships as xgboost-cpu here).
+PACKAGES = ("satclip", "torch", "torchvision", "torchgeo", "lightning", "numpy", "pandas", "scikit-learn",
+            "xgboost|xgboost-cpu", "dvc", "papermill")
+
+STAGE_REPORTS = {
+    "10_download": "Download: data sources, checksums, the pretraining patches and every task's labels on maps.",
+    "20_pretrain": "Pretraining: configuration, curves, the embedding map and image-to-location retrieval.",
+    "30_extract": "Extraction: every encoder's embeddings of the task points and of a land grid.",
+    "50_tables": "Tables: the joined results, the pretraining-gain check and image localization.",
+    "90_figures": "Figures: the cross-task figures of this run, as listed below.",
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of the index: a path relative to the results folder and what it shows."""
+
+    path: str
+    text: str
+
+
+def params_hash(params: Params) -> str:
+    """12 hex digits of the sha256 of every param except ``paths`` (machine-specific locations)."""
+    data = {k: v for k, v in to_dict(params).items() if k != "paths"}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def git_commit(root: str | Path = ".") -> str:
+    """``HEAD``'s short hash, ``+dirty`` when tracked files differ from it; ``unknown`` outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}+dirty" if dirty else head
+
+
+def package_versions(packages: Iterable[str] = PACKAGES) -> dict[str, str]:
+    """Installed version of each package (``not installed`` when absent), Python first."""
+    out = {"python": platform.python_version()}
+    for spec in packages:
+        names = spec.split("|")
+        out[names[0]] = "not installed"
+        for name in names:
+            try:
+                out[names[0]] = metadata.version(name)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    return out
+
+
+def stage_times(results_dir: str | Path) -> dict[str, float]:
+    """Wall seconds of each executed stage notebook (papermill's own record), by notebook stem."""
+    out = {}
+    for path in sorted(Path(results_dir, "notebooks").glob("*.ipynb")):
+        try:
+            duration = json.loads(path.read_text())["metadata"]["papermill"]["duration"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if duration is not None:
+            out[path.stem] = round(float(duration), 1)
+    return out
+
+
+def _describe(rel: str, known: dict[str, str]) -> str | None:
+    """One line on what a results file shows, or None for files the index does not list."""
+    if rel in known:
+        return known[rel]
+    path = Path(rel)
+    stem, parts = path.stem, path.parts
+    if parts[0] == "notebooks" and path.suffix == ".html":
+        if stem.startswith("40_evaluate_"):
+            task = stem.removeprefix("40_evaluate_")
+            return f"Evaluation of {task}: labels, every encoder × probe × split, prediction maps."
+        return STAGE_REPORTS.get(stem, "Stage report.")
+    if parts[0] == "tables":
+        if len(parts) == 3 and parts[1] == "tasks":
+            return f"Tidy results of {stem} (one row per encoder, probe, split, metric)."
+        return {"downstream.csv": "All results, tidy: task, encoder, probe, split, metric, mean, std, seeds.",
+                "downstream.md": "The main tables in Markdown (tasks × encoders, one per probe and split).",
+                "downstream.tex": "The same tables in LaTeX (booktabs)."}.get(path.name)
+    if parts[0] == "figures" and path.suffix == ".png":
+        if len(parts) == 3 and parts[1] == "tasks":
+            return f"{stem.removesuffix('_bars')}: bars per encoder and probe (stage 40)."
+        if stem == "localization_map":
+            return "Image localization error of held-out pretraining images, at their true location."
+        return None
+    if parts[0] == "metrics" and path.suffix == ".json":
+        return f"Metrics of the {stem} stage (dvc metrics show / diff)."
+    if parts[0] == "compare" and path.suffix in (".md", ".png"):
+        kind = "table" if path.suffix == ".md" else "figure"
+        return f"Comparison {kind} of the finished experiments of sweep {stem} (make compare)."
+    if parts[0] == "bench" and path.suffix == ".json":
+        return f"Benchmark results: {stem} (make bench)."
+    if rel == "model/satclip.ckpt":
+        return "The pretrained SatCLIP checkpoint (Lightning; `satclip embed --encoder` takes it)."
+    if rel == "plots/pretrain_history.csv":
+        return "Per-epoch pretraining history (loss, retrieval accuracy, error, time)."
+    return None
+
+
+SECTIONS = (("Reports", "notebooks"), ("Figures", "figures"), ("Tables", "tables"), ("Comparisons", "compare"),
+            ("Metrics and model", ("metrics", "model", "plots")), ("Benchmarks", "bench"))
+
+
+def index_entries(results_dir: str | Path, figures: Iterable = (), pending: Iterable[str] = ()) -> dict[str, list[Entry]]:
+    """What the index lists, by section: every existing file of the known kinds with its line.
+
+    ``figures`` are ``FigureFile`` records (their descriptions win over the generic ones);
+    ``pending`` are paths (relative to the results folder) listed although they do not exist
+    yet: the figures stage's own HTML report, rendered right after the index is written.
+    """
+    root = Path(results_dir)
+    known = {Path(f.png).relative_to(root).as_posix(): f.description for f in figures}
+    pending = set(pending)
+    out: dict[str, list[Entry]] = {}
+    for title, folders in SECTIONS:
+        folders = (folders,) if isinstance(folders, str) else folders
+        entries = []
+        for folder in folders:
+            found = sorted((root / folder).rglob("*")) if (root / folder).is_dir() else []
+            found += [root / p for p in pending if p.split("/")[0] == folder and not (root / p).exists()]
+            for path in sorted(found):
+                rel = path.relative_to(root).as_posix()
+                text = _describe(rel, known) if path.is_file() or rel in pending else None
+                if text is not None:
+                    entries.append(Entry(rel, text))
+        if folders == ("figures",):  # the stage's own figures first, in drawing order
+            order = {rel: i for i, rel in enumerate(known)}
+            entries.sort(key=lambda e: (order.get(e.path, len(order)), e.path))
+        if entries:
+            out[title] = entries
+    return out
+
+
+def _provenance_rows(params: Params, results_dir: Path) -> list[tuple[str, str]]:
+    versions = package_versions()
+    return [("params hash", params_hash(params)), ("git commit", git_commit()),
+            ("seed", str(params.seed)), ("pretraining set", params.pretrain.dataset),
+            ("packages", ", ".join(f"{k} {v}" for k, v in versions.items())),
+            ("machine", f"{platform.machine()}, {platform.system()}, Python {sys.version.split()[0]}")]
+
+
+def render_index(params: Params, results_dir: str | Path, figures: Iterable = (), pending: Iterable[str] = ()) -> str:
+    """The index page: provenance, then one line per report, figure (with thumbnail), table, metric."""
+    root = Path(results_dir)
+    figures = list(figures)
+    esc = html.escape
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             "<title>SatCLIP experiment suite: results</title>",
+             "<style>body{font-family:system-ui,sans-serif;max-width:70em;margin:2em auto;padding:0 1em;"
+             "color:#222}li{margin:.35em 0}code{background:#f3f3f3;padding:0 .2em}"
+             "img.thumb{max-width:22em;display:block;margin:.3em 0 .8em;border:1px solid #ddd}"
+             "table{border-collapse:collapse}td{padding:.15em .8em .15em 0;vertical-align:top}</style>",
+             "</head><body>", "<h1>SatCLIP experiment suite: results</h1>",
+             "<p>Everything below was produced by <code>make repro</code> (and <code>make figures</code>, "
+             "<code>make compare</code>) from <code>params.yaml</code>. "
+             '<a href="README.md">README.md</a> holds the main table and how it was made.</p>', "<table>"]
+    for key, value in _provenance_rows(params, root):
+        parts.append(f"<tr><td><b>{esc(key)}</b></td><td>{esc(value)}</td></tr>")
+    parts.append("</table>")
+    summary_figs = {Path(f.png).relative_to(root).as_posix() for f in figures}
+    for title, entries in index_entries(root, figures, pending).items():
+        parts.append(f"<h2>{esc(title)}</h2><ul>")
+        for e in entries:
+            link = f'<a href="{esc(e.path)}">{esc(e.path)}</a>'
+            pdf = root / Path(e.path).with_suffix(".pdf")
+            if e.path.endswith(".png") and pdf.is_file():
+                link += f' (<a href="{esc(Path(e.path).with_suffix(".pdf").as_posix())}">pdf</a>)'
+            thumb = (f'<img class="thumb" src="{esc(e.path)}" alt="{esc(e.text)}">'
+                     if e.path in summary_figs or e.path.startswith("compare/") and e.path.endswith(".png") else "")
+            parts.append(f"<li>{link}: {esc(e.text)}{thumb}</li>")
+        parts.append("</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def render_readme(params: Params, results_dir: str | Path) -> str:
+    """The generated README of the results folder: provenance, wall times, the main (MLP) tables."""
+    root = Path(results_dir)
+    lines = ["# Results of this run", "",
+             "Generated by the figures stage (`satclip.report`); do not edit. "
+             "[index.html](index.html) links every report, table and figure.", "",
+             "| | |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in _provenance_rows(params, root)]
+    metrics_file = root / "metrics" / "pretrain.json"
+    if metrics_file.is_file():
+        m = json.loads(metrics_file.read_text())
+        lines += ["", "## Pretraining", "",
+                  f"{m.get('epochs')} epochs on {m.get('train_pairs'):,} pairs in {m.get('train_seconds')} s; "
+                  f"validation within-batch top-1 {100 * m.get('val_top1', float('nan')):.1f} % "
+                  f"(chance {100 * m.get('chance_top1', float('nan')):.2f} %), top-5 "
+                  f"{100 * m.get('val_top5', float('nan')):.1f} %, median error {m.get('median_km', float('nan')):,.0f} km."]
+    times = stage_times(root)
+    if times:
+        lines += ["", "## Wall time of each stage notebook (seconds)", "", "| notebook | seconds |", "|---|---:|"]
+        lines += [f"| {k} | {v:,.1f} |" for k, v in times.items()]
+        lines += [f"| total | {sum(times.values()):,.1f} |", "",
+                  "A notebook that adopted a finished training run (same config hash) shows its own time, "
+                  "not the training's: see `train_seconds` above."]
+    tables = root / "tables" / "downstream.md"
+    if tables.is_file():
+        blocks = [b.strip() for b in tables.read_text().split("### ") if b.strip()]
+        probes = [b.split(" probe", 1)[0] for b in blocks]
+        probe = "mlp" if "mlp" in probes else (probes[0] if probes else "")
+        lines += ["", f"## Main table: {probe} probe (R² for regression, accuracy for classification)", ""]
+        for block, name in zip(blocks, probes, strict=True):
+            if name == probe:
+                lines += ["### " + block, ""]
+        lines += ["All probes and splits: [tables/downstream.md](tables/downstream.md) "
+                  "(tidy: [tables/downstream.csv](tables/downstream.csv))."]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_report(params: Params, figures: Iterable = (), pending: Iterable[str] = ()) -> tuple[Path, Path]:
+    """Write ``<results>/index.html`` and ``<results>/README.md``; return their paths.
+
+    ``pending``: files the index links that the caller writes next (see ``index_entries``).
+    """
+    root = Path(params.paths.results)
+    figures = list(figures)
+    index = write_text(root / "index.html", render_index(params, root, figures, pending))
+    readme = write_text(root / "README.md", render_readme(params, root))
+    return index, readme
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m satclip.report [params.yaml]``: rebuild the index and README from disk."""
+    from satclip.config import ConfigError, load_params
+    from satclip.stages.figures import FigureFile, describe, summary_dir
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        params = load_params(args[0] if args else "params.yaml")
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    recorded = [FigureFile(p.stem, p, describe(p.stem)) for p in sorted(summary_dir(params).glob("*.png"))]
+    for path in write_report(params, recorded):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
