@@ -145,3 +145,16 @@ def test_two_point_sweep_end_to_end(tmp_path):
     assert missing.returncode == 2 and "nosuch" in missing.stderr
     shows = json.loads(sh("dvc", "exp", "show", "--json").stdout)
     assert len(shows[-1]["experiments"]) == 2  # exactly the two points: the saved one was replaced
+
+
+def test_a_failed_or_missing_experiment_is_reported(tmp_path):
+    """``dvc exp run --run-all`` exits 0 when an experiment fails: the sweep reads the states."""
+    from satclip.sweep import failed_experiments
+
+    shown = [{"name": "master", "experiments": [
+        {"executor": {"state": "success"}, "revs": [{"name": "s-a", "error": None}]},
+        {"executor": {"state": "failed"}, "revs": [{"name": "s-b", "error": {"msg": "Experiment run failed"}}]}]}]
+    fake = _write(tmp_path / "dvc", f"#!{sys.executable}\nprint({json.dumps(json.dumps(shown))})\n")
+    fake.chmod(0o755)
+    assert failed_experiments({"s-a", "s-b", "s-c"}, dvc=str(fake)) == ["s-b", "s-c"]
+    assert failed_experiments({"s-a"}, dvc=str(fake)) == []

@@ -102,7 +102,7 @@ def task_panels(results: pd.DataFrame, tasks: Sequence[str], *, caption: str = "
                 ax.set_ylim(max(FLOOR, min(0.0, float(rows["mean"].min()) - 0.05)), 1.02)
             if c == 0:
                 ax.set_ylabel(_label(metric))
-    axes[0][-1].legend(title="probe", fontsize=8, loc="lower right")
+    axes[0][-1].legend(title="probe", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the bars
     if title:
         fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
