@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from satclip.config import Params, from_dict
+from satclip.stages.download import run_download
+
 REPO = Path(__file__).resolve().parents[1]
 
 torch.set_num_threads(1)
@@ -99,3 +102,23 @@ def file_server():
     server = FileServer()
     yield server
     server.close()
+
+
+# Stage tests (tests/stages): tiny real data from the mirror, two tasks.
+STAGE_TASKS = ["biomes", "air_temperature"]
+
+
+def tiny_stage_params(tmp_path_factory, geodata) -> Params:
+    """Params of the extract/evaluate/figures stage tests: two tasks of tiny real data, downloaded."""
+    root = tmp_path_factory.mktemp("stages")
+    p = from_dict(Params, {
+        "paths": {"data": str(root / "data"), "results": str(root / "results"), "mirror": str(geodata)},
+        "download": {"labels": {"tasks": STAGE_TASKS, "n_points": 400}, "bluemarble": {"n_points": 20, "patch_px": 8}},
+        "pretrain": {"location": {"legendre_polys": 4, "hidden_dim": 16, "embed_dim": 8}},
+        # satclip has no checkpoint here: it must be reported unavailable, not crash the run
+        "extract": {"encoders": ["satclip", "satclip-random", "sh", "raw"]},
+        "evaluate": {"seeds": [0, 1], "probes": ["linear"], "splits": ["random", "checkerboard"],
+                     "max_train_points": 300},
+    }, "")
+    run_download(p)
+    return p

@@ -55,17 +55,23 @@ def test_load_sweep_validates_every_point(tmp_path):
                    ROOT / "params.yaml")
 
 
-def test_queue_commands_apply_the_overlay_then_the_point_and_copy_the_caches(tmp_path):
+def test_queue_commands_apply_the_overlay_then_the_point_and_copy_the_caches(tmp_path, monkeypatch):
     overlay = _write(tmp_path / "base.yaml", {"pretrain": {"trainer": {"epochs": 2}}})
     sweep = load_sweep(_write(tmp_path / "s.yaml", {"overlay": str(overlay), "points": {
         "w": {"pretrain.image.cnn_widths": [8, 16]}}}), ROOT / "params.yaml")
     params = load_params(ROOT / "params.yaml")
-    params.paths.data, params.paths.results = str(tmp_path / "data"), str(tmp_path / "results")
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "data" / "raw").mkdir(parents=True)
+    (tmp_path / "results" / "metrics").mkdir(parents=True)  # tracked by git: in the copy already
+    (tmp_path / "results" / "notebooks").mkdir(parents=True)
     [command] = queue_commands(sweep, params)
     assert command[:6] == ["dvc", "exp", "run", "--queue", "-n", "s-w"]
-    assert command[6:8] == ["-C", str(tmp_path / "data" / "raw")]  # only paths that exist are copied
-    assert command[8:] == ["-S", "pretrain.trainer.epochs=2", "-S", "pretrain.image.cnn_widths=[8,16]"]
+    # only paths that exist are copied
+    assert command[6:10] == ["-C", "data/raw", "-C", "results/notebooks"]
+    assert command[10:] == ["-S", "pretrain.trainer.epochs=2", "-S", "pretrain.image.cnn_widths=[8,16]"]
+    params.paths.data = str(tmp_path / "data")  # DVC would copy an absolute path onto itself
+    with pytest.raises(ConfigError, match="paths.data .* must be a relative path"):
+        queue_commands(sweep, params)
 
 
 STUB_STAGE = '''"""Stands in for the pipeline: scores grow with L; fails without the copied download cache."""
@@ -138,11 +144,12 @@ def test_two_point_sweep_end_to_end(tmp_path):
     assert table["population"].tolist() == pytest.approx([0.04, 0.06])
     assert table["biomes"].tolist() == pytest.approx([0.54, 0.56])
     assert table["pretrain top-1"].tolist() == pytest.approx([0.004, 0.006])
-    assert (repo / "results" / "compare" / "legendre.png").read_bytes()[:4] == b"\x89PNG"
+    meta = json.loads((repo / "results" / "compare" / "legendre.json").read_text())
+    assert meta["x"] == "pretrain.location.legendre_polys" and meta["probe"] == "mlp"
     assert "| l4 | 4 |" in (repo / "results" / "compare" / "legendre.md").read_text()
 
     missing = sh(sys.executable, "-m", "satclip.compare", "nosuch", check=False)
-    assert missing.returncode == 2 and "nosuch" in missing.stderr
+    assert missing.returncode == 2 and "no sweep 'nosuch'" in missing.stderr and "legendre" in missing.stderr
     shows = json.loads(sh("dvc", "exp", "show", "--json").stdout)
     assert len(shows[-1]["experiments"]) == 2  # exactly the two points: the saved one was replaced
 

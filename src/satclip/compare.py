@@ -1,9 +1,12 @@
 """One comparison table and figure across a sweep's finished experiments (``make compare NAME=...``).
 
-Reads ``dvc exp show --json`` (the experiments of the current commit), keeps those named
+Reads ``dvc exp show --json`` (the experiments of the last ``RECENT_COMMITS`` commits, so a sweep
+stays comparable after a commit; the newest experiment of a name wins), keeps those named
 ``<sweep>-<point>``, and writes ``<results>/compare/<sweep>.csv`` (one row per experiment: the
 varied params, pretraining retrieval, and every task's primary metric for one encoder, probe and
-split), ``<sweep>.md`` and ``<sweep>.png``/``.pdf`` (the scores against the sweep's ``x``).
+split), ``<sweep>.md`` (the same as a Markdown table) and ``<sweep>.json`` (what the figure needs:
+the swept parameter, the description, the scoring protocol). The figures stage draws
+``figures/summary/compare_<sweep>.png`` from them (``make compare`` runs it).
 """
 
 from __future__ import annotations
@@ -17,17 +20,19 @@ from typing import Any
 import pandas as pd
 
 from satclip.config import ConfigError, flatten
-from satclip.io import write_text
-from satclip.sweep import Sweep, load_sweep, sweep_path
+from satclip.io import write_json, write_text
+from satclip.sweep import Sweep, load_sweep, resolve_sweep
 
 DOWNSTREAM = "downstream.json"
 PRETRAIN = "pretrain.json"
 PRETRAIN_COLUMNS = {"val_top1": "pretrain top-1", "median_km": "pretrain median km"}
+RECENT_COMMITS = 20  # how far back from HEAD experiments are looked up
 
 
 def experiments_json(dvc: str = "dvc", cwd: str | Path = ".") -> list[dict]:
     """``dvc exp show --json`` parsed (raises ``RuntimeError`` with dvc's message on failure)."""
-    out = subprocess.run([dvc, "exp", "show", "--json"], cwd=cwd, capture_output=True, text=True)
+    out = subprocess.run([dvc, "exp", "show", "--json", "-n", str(RECENT_COMMITS)], cwd=cwd, capture_output=True,
+                         text=True)
     if out.returncode != 0:
         raise RuntimeError(f"dvc exp show failed: {out.stderr.strip()}")
     return json.loads(out.stdout)
@@ -35,8 +40,9 @@ def experiments_json(dvc: str = "dvc", cwd: str | Path = ".") -> list[dict]:
 
 def finished_experiments(rows: list[dict]) -> dict[str, dict]:
     """Experiment name -> ``{"params": flat params, "metrics": {file name: data}}`` of the finished
-    experiments (a failed or queued one has no metrics and is left out)."""
-    out = {}
+    experiments (a failed or queued one has no metrics and is left out; of two experiments of
+    one name, on different commits, the newer)."""
+    out, stamps = {}, {}
     for baseline in rows:
         for exp in baseline.get("experiments") or []:
             for rev in exp.get("revs") or []:
@@ -44,8 +50,11 @@ def finished_experiments(rows: list[dict]) -> dict[str, dict]:
                 metrics = {Path(path).name: (m or {}).get("data") for path, m in (data.get("metrics") or {}).items()}
                 if not name or rev.get("error") or not metrics.get(DOWNSTREAM):
                     continue
+                stamp = str(data.get("timestamp") or "")
+                if name in out and stamps[name] >= stamp:
+                    continue
                 params = flatten(((data.get("params") or {}).get("params.yaml") or {}).get("data") or {})
-                out[name] = {"params": params, "metrics": metrics}
+                out[name], stamps[name] = {"params": params, "metrics": metrics}, stamp
     return out
 
 
@@ -94,14 +103,9 @@ def comparison_table(sweep: Sweep, experiments: dict[str, dict], encoder: str = 
 
 def write_comparison(sweep: Sweep, table: pd.DataFrame, out_dir: str | Path, *, encoder: str = "satclip",
                      probe: str = "mlp", split: str = "checkerboard") -> list[Path]:
-    """``<sweep>.csv``, ``.md`` and the figure (``.png``, ``.pdf``) under ``out_dir``."""
-    from satclip import figures, plots
-    from satclip.data.labels import TASKS
-
+    """``<sweep>.csv``, ``.md`` and ``.json`` under ``out_dir`` (each written atomically)."""
     out_dir = Path(out_dir)
-    tasks = [c for c in table.columns if c in TASKS]
     protocol = f"{encoder} embedding, {probe} probe, {split} split; primary metric (R² or accuracy), mean over seeds"
-    csv = write_text(out_dir / f"{sweep.name}.csv", table.to_csv(index=False, float_format="%.6g"))
     shown = table.drop(columns=["experiment"]).copy()
     for col in shown.columns:
         if pd.api.types.is_float_dtype(shown[col]):
@@ -110,16 +114,25 @@ def write_comparison(sweep: Sweep, table: pd.DataFrame, out_dir: str | Path, *, 
     lines = [f"# Sweep {sweep.name}", "", sweep.description, "", f"Scores: {protocol}.", "", header,
              "|" + "---|" * len(shown.columns)]
     lines += ["| " + " | ".join(map(str, r)) + " |" for r in shown.itertuples(index=False)]
-    md = write_text(out_dir / f"{sweep.name}.md", "\n".join(lines) + "\n")
-    figures.use_style()
-    x = sweep.x if sweep.x in table.columns else "point"
-    fig = figures.comparison_chart(table, x=x, tasks=tasks, encoder=encoder, title=sweep.description or sweep.name,
-                                   caption=f"sweep {sweep.name} ({len(table)} experiments); {protocol}")
-    written = plots.save(fig, out_dir / sweep.name)
-    import matplotlib.pyplot as plt
+    meta = {"sweep": sweep.name, "description": sweep.description, "x": sweep.x, "encoder": encoder,
+            "probe": probe, "split": split, "protocol": protocol}
+    return [write_text(out_dir / f"{sweep.name}.md", "\n".join(lines) + "\n"),
+            write_json(meta, out_dir / f"{sweep.name}.json"),
+            write_text(out_dir / f"{sweep.name}.csv", table.to_csv(index=False, float_format="%.6g"))]
 
-    plt.close(fig)
-    return [csv, md, *written]
+
+def comparison_chart_of(table: pd.DataFrame, name: str, meta_file: str | Path | None = None):
+    """The comparison figure of a written table (``meta_file``: its ``.json``, for axis and caption)."""
+    from satclip import figures
+    from satclip.data.labels import TASKS
+
+    meta = json.loads(Path(meta_file).read_text()) if meta_file and Path(meta_file).is_file() else {}
+    x = meta.get("x") if meta.get("x") in table.columns else "point"
+    encoder = meta.get("encoder", "satclip")
+    return figures.comparison_chart(
+        table, x=x, tasks=[c for c in table.columns if c in TASKS], encoder=encoder,
+        title=meta.get("description") or name, x_label=x.rsplit(".", 1)[-1] if x != "point" else "experiment",
+        caption=f"sweep {name} ({len(table)} experiments, x = {x}); {meta.get('protocol', encoder)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,19 +148,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe", default="mlp")
     parser.add_argument("--split", default="checkerboard")
     args = parser.parse_args(argv)
-    path = sweep_path(args.name)
     try:
-        sweep = load_sweep(path, args.params)
+        sweep = load_sweep(resolve_sweep(args.name), args.params)
         params = load_params(args.params)
         table = comparison_table(sweep, finished_experiments(experiments_json()), args.encoder, args.probe,
                                  args.split)
     except (ConfigError, LookupError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if not any(c in table.columns for c in _task_names()):
+        print(f"error: the experiments of sweep {sweep.name!r} have no downstream scores", file=sys.stderr)
+        return 2
     for path in write_comparison(sweep, table, Path(params.paths.results) / "compare", encoder=args.encoder,
                                  probe=args.probe, split=args.split):
         print(path)
     return 0
+
+
+def _task_names() -> list[str]:
+    from satclip.data.labels import TASKS
+
+    return list(TASKS)
 
 
 if __name__ == "__main__":

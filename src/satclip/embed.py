@@ -193,7 +193,8 @@ def embed_coordinates(encoder: nn.Module, lonlat: np.ndarray | Tensor, *, batch_
 
     ``device`` defaults to the encoder's. Coordinates are not validated here (``embed_file`` does).
     """
-    coords = torch.as_tensor(np.asarray(lonlat, dtype=np.float64) if not isinstance(lonlat, Tensor) else lonlat)
+    # np.array copies: a read-only input (a parquet column) must not back a torch tensor
+    coords = torch.as_tensor(np.array(lonlat, dtype=np.float64) if not isinstance(lonlat, Tensor) else lonlat)
     if coords.ndim != 2 or coords.shape[1] != 2:
         raise ValueError(f"expected (N, 2) coordinates, got shape {tuple(coords.shape)}")
     if device is None:

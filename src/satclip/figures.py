@@ -42,12 +42,12 @@ def _label(metric: str) -> str:
     return PRIMARY_LABEL.get(metric, metric)
 
 
-def embedding_maps(lon: np.ndarray, lat: np.ndarray, grids: dict[str, np.ndarray], *, caption: str = "",
-                   ncols: int = 2) -> plt.Figure:
+def embedding_maps(lon: np.ndarray, lat: np.ndarray, grids: dict[str, np.ndarray], *, step_deg: float,
+                   caption: str = "", ncols: int = 2) -> plt.Figure:
     """Every encoder's land-grid embedding as a PCA-to-RGB world map, side by side.
 
     Args:
-        lon, lat: (M,) grid cell centres in degrees.
+        lon, lat: (M,) grid cell centres in degrees, on a ``step_deg`` grid.
         grids: encoder name -> (M, d) embeddings, drawn in the dict's order.
     """
     if not grids:
@@ -58,7 +58,7 @@ def embedding_maps(lon: np.ndarray, lat: np.ndarray, grids: dict[str, np.ndarray
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
     for ax, name in zip(axes.ravel(), names, strict=False):
-        embedding_map(lon, lat, grids[name], title=f"{name} (d = {grids[name].shape[1]})", ax=ax)
+        embedding_map(lon, lat, grids[name], title=f"{name} (d = {grids[name].shape[1]})", step_deg=step_deg, ax=ax)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     if caption:
         add_caption(fig, caption)
@@ -134,19 +134,22 @@ def score_heatmap(results: pd.DataFrame, *, probe: str, split: str, caption: str
     scaled = np.where(np.array([m in LOWER_IS_BETTER for m in metrics])[:, None], 1 - scaled, scaled)
     fig, ax = plt.subplots(figsize=(1.25 * len(encoders) + 3.2, 0.55 * len(tasks) + 1.6))
     ax.imshow(np.ma.masked_invalid(scaled), cmap=HEAT, vmin=0, vmax=1, aspect="auto")
+    ax.set_facecolor("0.88")  # a missing score (encoder unavailable) shows as a light grey cell
     ax.grid(False)
     for i in range(len(tasks)):
         row = values[i]
         best = (np.nanargmin(row) if metrics[i] in LOWER_IS_BETTER else np.nanargmax(row)) if np.isfinite(row).any() else -1
         for j in range(len(encoders)):
             text = "n/a" if np.isnan(row[j]) else f"{row[j]:.2f}"
-            colour = "black" if np.nan_to_num(scaled[i, j]) > 0.6 else "white"
+            colour = "black" if np.isnan(row[j]) or scaled[i, j] > 0.6 else "white"
             ax.text(j, i, text, ha="center", va="center", fontsize=9, color=colour,
                     fontweight="bold" if j == best else "normal")
         if best >= 0:
             ax.add_patch(plt.Rectangle((best - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#D55E00", lw=2.2))
     ax.set_xticks(np.arange(len(encoders)), encoders, rotation=30, ha="right")
     ax.set_yticks(np.arange(len(tasks)), [f"{t} ({_label(m)})" for t, m in zip(tasks, metrics, strict=True)])
+    ax.set_xlabel("encoder")
+    ax.set_ylabel("task (metric)")
     ax.set_title(f"{probe} probe, {split} split (best per task boxed; colour scaled per row)")
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     if caption:
@@ -155,7 +158,7 @@ def score_heatmap(results: pd.DataFrame, *, probe: str, split: str, caption: str
 
 
 def comparison_chart(table: pd.DataFrame, *, x: str, tasks: Sequence[str], encoder: str = "satclip",
-                     caption: str = "", title: str = "") -> plt.Figure:
+                     caption: str = "", title: str = "", x_label: str | None = None) -> plt.Figure:
     """A sweep's comparison: each task's score (``<task>`` columns) against the varied parameter ``x``.
 
     ``table`` has one row per experiment, the column ``x`` and one column per task holding the
@@ -179,8 +182,8 @@ def comparison_chart(table: pd.DataFrame, *, x: str, tasks: Sequence[str], encod
         ax.set_xticks(xs, order[x].astype(str), rotation=30, ha="right")
     elif len(xs) <= 8:
         ax.set_xticks(xs)
-    ax.set_xlabel(x)
-    ax.set_ylabel(f"{encoder} score (primary metric)")
+    ax.set_xlabel(x_label or x)
+    ax.set_ylabel(f"{encoder}: R² (regression) / accuracy (classes)")
     ax.legend(fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left")
     if title:
         ax.set_title(title)

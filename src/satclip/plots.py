@@ -271,14 +271,18 @@ def prediction_map(predictions: pd.DataFrame, *, kind: str, title: str, unit: st
 
 
 def save(fig: plt.Figure, path_stem, formats: tuple[str, ...] = ("png", "pdf"), dpi: int = 150) -> list:
-    """Write ``fig`` as ``<path_stem>.png`` (and ``.pdf``); return the paths."""
+    """Write ``fig`` as ``<path_stem>.png`` (and ``.pdf``), each atomically; return the paths."""
     from pathlib import Path
+
+    from satclip.io import atomic_path
 
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     out = []
     for fmt in formats:
         path = stem.with_suffix(f".{fmt}")
-        fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"CreationDate": None} if fmt == "pdf" else None)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight",
+                        metadata={"CreationDate": None} if fmt == "pdf" else None)
         out.append(path)
     return out

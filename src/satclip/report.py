@@ -52,12 +52,16 @@ def params_hash(params: Params) -> str:
 
 
 def git_commit(root: str | Path = ".") -> str:
-    """``HEAD``'s short hash, ``+dirty`` when tracked files differ from it; ``unknown`` outside git."""
+    """``HEAD``'s short hash, ``+dirty`` when tracked source files differ from it; ``unknown`` outside git.
+
+    ``dvc.lock`` and ``results/`` (tracked metrics) are left out: the run being reported rewrites them.
+    """
     try:
         head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
                               text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":!dvc.lock", ":!results"], cwd=root, capture_output=True, text=True,
+                               check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{head}+dirty" if dirty else head
@@ -116,8 +120,8 @@ def _describe(rel: str, known: dict[str, str]) -> str | None:
         return None
     if parts[0] == "metrics" and path.suffix == ".json":
         return f"Metrics of the {stem} stage (dvc metrics show / diff)."
-    if parts[0] == "compare" and path.suffix in (".md", ".png"):
-        kind = "table" if path.suffix == ".md" else "figure"
+    if parts[0] == "compare" and path.suffix in (".md", ".csv"):
+        kind = "table" if path.suffix == ".md" else "table, CSV"
         return f"Comparison {kind} of the finished experiments of sweep {stem} (make compare)."
     if parts[0] == "bench" and path.suffix == ".json":
         return f"Benchmark results: {stem} (make bench)."
@@ -196,8 +200,7 @@ def render_index(params: Params, results_dir: str | Path, figures: Iterable = ()
             pdf = root / Path(e.path).with_suffix(".pdf")
             if e.path.endswith(".png") and pdf.is_file():
                 link += f' (<a href="{esc(Path(e.path).with_suffix(".pdf").as_posix())}">pdf</a>)'
-            thumb = (f'<img class="thumb" src="{esc(e.path)}" alt="{esc(e.text)}">'
-                     if e.path in summary_figs or e.path.startswith("compare/") and e.path.endswith(".png") else "")
+            thumb = f'<img class="thumb" src="{esc(e.path)}" alt="{esc(e.text)}">' if e.path in summary_figs else ""
             parts.append(f"<li>{link}: {esc(e.text)}{thumb}</li>")
         parts.append("</ul>")
     parts.append("</body></html>")

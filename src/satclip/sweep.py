@@ -55,6 +55,15 @@ def sweep_path(name: str, root: str | Path = ".") -> Path:
     return Path(name) if str(name).endswith((".yaml", ".yml")) else Path(root) / SWEEP_DIR / f"{name}.yaml"
 
 
+def resolve_sweep(name: str, root: str | Path = ".") -> Path:
+    """The sweep file of ``name``; ``ConfigError`` listing the known sweeps when there is none."""
+    path = sweep_path(name, root)
+    if not path.is_file():
+        names = sorted(p.stem for p in (Path(root) / SWEEP_DIR).glob("*.yaml"))
+        raise ConfigError(f"no sweep {name!r} ({path} is missing); sweeps: {', '.join(names) or 'none'}")
+    return path
+
+
 def unflatten(dotted: dict[str, Any]) -> dict[str, Any]:
     """``{"a.b": 1}`` -> ``{"a": {"b": 1}}``."""
     out: dict[str, Any] = {}
@@ -120,6 +129,9 @@ def copy_paths(params: Params) -> list[str]:
     copy into an existing folder); sweep comparisons and benchmarks are not needed there.
     """
     data, results = Path(params.paths.data), Path(params.paths.results)
+    for key, path in (("paths.data", data), ("paths.results", results)):
+        if path.is_absolute() or ".." in path.parts:  # DVC copies `-C p` to <experiment copy>/p
+            raise ConfigError(f"{key} ({path}) must be a relative path inside the repository to run a sweep")
     paths = [data / "raw", data / "checkpoints"]
     if results.is_dir():
         paths += sorted(p for p in results.iterdir() if p.name not in NOT_COPIED)
@@ -169,6 +181,8 @@ def run_sweep(sweep: Sweep, params: Params, dvc: str = "dvc", cwd: str | Path = 
     stale = sorted(existing_experiments(dvc, cwd) & names)
     if stale:  # a re-run replaces the sweep's earlier experiments of this commit
         subprocess.run([dvc, "exp", "remove", *stale], cwd=cwd, check=True)
+    # queued or failed entries of an interrupted earlier run would run again (or clash): drop them
+    subprocess.run([dvc, "queue", "remove", *sorted(names)], cwd=cwd, capture_output=True)
     for command in commands:
         subprocess.run(command, cwd=cwd, check=True)
     status = subprocess.run([dvc, "exp", "run", "--run-all", "-j", str(jobs)], cwd=cwd).returncode
@@ -191,15 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="experiments run at once (default 1)")
     parser.add_argument("--dry-run", action="store_true", help="print the dvc commands, run nothing")
     args = parser.parse_args(argv)
-    path = sweep_path(args.name)
-    if not path.is_file():
-        names = sorted(p.stem for p in SWEEP_DIR.glob("*.yaml"))
-        print(f"error: no sweep {args.name!r} ({path} is missing); sweeps: {', '.join(names) or 'none'}",
-              file=sys.stderr)
-        return 2
     try:
-        sweep = load_sweep(path, args.params)
+        sweep = load_sweep(resolve_sweep(args.name), args.params)
         params = load_params(args.params, [sweep.overlay] if sweep.overlay else [])
+        copy_paths(params)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -33,7 +33,7 @@ from satclip.stages.download import data_paths
 
 UNTRAINED_STREAM = 17  # random stream of the untrained encoder's initialization
 GRID_STEP_DEG = 1.0  # land grid of the embedding maps (the paper's Figure 1 style)
-GRID = "land_grid"  # file stem of the grid embeddings, never a task name
+GRID = "land_grid"  # file stem of the grid embeddings (not a task name: config.py checks tasks against TASKS)
 
 
 def embeddings_dir(params: Params) -> Path:
@@ -121,9 +121,8 @@ def run_extract(params: Params) -> pd.DataFrame:
     """Extract every listed encoder for every task; write metrics; return a summary table."""
     torch.set_num_threads(params.runtime.threads)
     tasks = params.download.labels.tasks
-    if GRID in tasks:
-        raise ValueError(f"{GRID!r} is reserved for the embedding-map grid; it cannot be a task name")
     (embeddings_dir(params) / f"{GRID}.npy").unlink(missing_ok=True)  # rewritten from GRID_STEP_DEG
+    grid_points(params)  # written even when no encoder is available
     metas = [extract_encoder(name, params, tasks) for name in params.extract.encoders]
     summary = pd.DataFrame([{
         "encoder": m["encoder"], "available": m["available"], "dim": m.get("embedding_dim"),

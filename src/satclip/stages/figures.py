@@ -5,11 +5,11 @@ Writes ``<results>/figures/summary/<name>.png`` and ``.pdf``:
 - ``embedding_maps``: every available encoder's land-grid embedding, PCA to RGB, side by side;
 - ``headline``: population density and biomes, every encoder x probe, random vs spatial split;
 - ``task_<task>``: the same chart for each remaining task;
-- ``heatmap_<probe>_<split>``: tasks x encoders for the MLP probe on the spatial split, best boxed;
-- ``pretrain_curves``: loss, retrieval accuracy, median error and temperature per epoch.
-
-A sweep's comparison figure (``make compare``) lives in ``<results>/compare/``; the report index
-links it when present.
+- ``heatmap``: tasks x encoders for the MLP probe on the spatial split, best boxed;
+- ``pretrain_curves``: loss, retrieval accuracy, median error and temperature per epoch;
+- ``compare_<sweep>``: for every sweep compared by ``make compare`` (``<results>/compare/<sweep>.csv``),
+  each task's score against the swept parameter: the L = 10 / 20 / 40 comparison is
+  ``compare_legendre``. ``make compare`` re-runs this stage; DVC does not track that folder.
 """
 
 from __future__ import annotations
@@ -45,9 +45,10 @@ def describe(name: str) -> str:
         return "Population density and biomes: every encoder × probe with error bars, random vs spatial split."
     if name.startswith("task_"):
         return f"{name.removeprefix('task_')}: every encoder × probe, random vs spatial split."
-    if name.startswith("heatmap_"):
-        probe, _, split = name.removeprefix("heatmap_").partition("_")
-        return f"Tasks × encoders, {probe} probe on the {split} (spatial) split; the best encoder per task is boxed."
+    if name == "heatmap":
+        return "Tasks × encoders, MLP probe on the spatial split; the best encoder per task is boxed."
+    if name.startswith("compare_"):
+        return f"Sweep {name.removeprefix('compare_')}: every task's score against the swept parameter (make compare)."
     if name == "pretrain_curves":
         return ("Pretraining curves per epoch: InfoNCE loss, within-batch retrieval accuracy, median "
                 "great-circle error, temperature.")
@@ -76,8 +77,10 @@ def run_caption(params: Params, results: pd.DataFrame | None = None) -> str:
     text += f"; SatCLIP {loc.encoding} L={loc.legendre_polys} {loc.network}"
     if results is not None:
         seeds = sorted({int(n) for n in results["n_seeds"].dropna()})
+        count = "/".join(map(str, seeds)) or "0"
         text += (f"; probes {', '.join(dict.fromkeys(results['probe']))}; splits "
-                 f"{', '.join(dict.fromkeys(results['split']))}; mean ± 1 std over {'/'.join(map(str, seeds))} seeds")
+                 f"{', '.join(dict.fromkeys(results['split']))}; mean ± 1 std over {count} "
+                 f"seed{'' if seeds == [1] else 's'}")
     return f"{text}; params {params_hash(params)}"
 
 
@@ -96,7 +99,7 @@ def run_figures(params: Params, show: bool = False) -> list[FigureFile]:
     ``show`` also displays each figure (in the stage notebook). Raises ``FileNotFoundError``
     naming the missing input when an upstream stage has not run.
     """
-    from satclip.stages.extract import grid_embeddings
+    from satclip.stages.extract import GRID_STEP_DEG, grid_embeddings
 
     figures.use_style()
     results_dir = Path(params.paths.results)
@@ -114,8 +117,12 @@ def run_figures(params: Params, show: bool = False) -> list[FigureFile]:
     written = []
 
     lon, lat, grids = grid_embeddings(params)
-    fig = figures.embedding_maps(lon, lat, grids, caption=run_caption(params) + "; PCA of each encoder's "
-                                 f"embedding of {len(lon):,} land cells (1 degree) to RGB")
+    if not grids:
+        raise FileNotFoundError("no land-grid embeddings: every encoder in extract.encoders was unavailable "
+                                "(see results/metrics/extract.json)")
+    fig = figures.embedding_maps(lon, lat, grids, step_deg=GRID_STEP_DEG, caption=run_caption(params) +
+                                 f"; PCA of each encoder's embedding of {len(lon):,} land cells "
+                                 f"({GRID_STEP_DEG:g} degree) to RGB")
     written.append(_save(fig, out_dir, "embedding_maps", show))
 
     tasks = list(dict.fromkeys(results["task"]))
@@ -132,7 +139,7 @@ def run_figures(params: Params, show: bool = False) -> list[FigureFile]:
     probe = "mlp" if "mlp" in set(results["probe"]) else str(results["probe"].iloc[0])
     if split is not None:
         fig = figures.score_heatmap(results, probe=probe, split=split, caption=caption)
-        written.append(_save(fig, out_dir, f"heatmap_{probe}_{split}", show))
+        written.append(_save(fig, out_dir, "heatmap", show))
 
     history = pd.read_csv(history_csv)
     metrics_file = results_dir / "metrics" / "pretrain.json"
@@ -140,4 +147,16 @@ def run_figures(params: Params, show: bool = False) -> list[FigureFile]:
     fig = plots.training_curves(history, chance_top1=chance, caption=run_caption(params) +
                                 f"; batch {params.pretrain.trainer.batch_size}, validation within-batch retrieval")
     written.append(_save(fig, out_dir, "pretrain_curves", show))
+    written += comparison_figures(params, out_dir, show)
+    return written
+
+
+def comparison_figures(params: Params, out_dir: Path, show: bool = False) -> list[FigureFile]:
+    """``compare_<sweep>`` for every comparison table ``make compare`` wrote (none: an empty list)."""
+    from satclip.compare import comparison_chart_of
+
+    written = []
+    for table_file in sorted((Path(params.paths.results) / "compare").glob("*.csv")):
+        fig = comparison_chart_of(pd.read_csv(table_file), table_file.stem, table_file.with_suffix(".json"))
+        written.append(_save(fig, out_dir, f"compare_{table_file.stem}", show))
     return written

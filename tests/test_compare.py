@@ -1,0 +1,45 @@
+"""Reading finished experiments out of `dvc exp show --json` and tabulating a sweep."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from satclip.compare import comparison_table, finished_experiments
+from satclip.sweep import Sweep
+
+
+def _rev(name, stamp, L, r2, error=None, metrics=True):
+    data = {"timestamp": stamp, "params": {"params.yaml": {"data": {"pretrain": {"location": {"legendre_polys": L}}}}},
+            "metrics": {"results/metrics/downstream.json": {"data": {
+                "population": {"satclip": {"mlp": {"checkerboard": {"r2": r2}}}}}},
+                "results/metrics/pretrain.json": {"data": {"val_top1": 0.1, "median_km": 900.0}}} if metrics else {}}
+    return {"revs": [{"name": name, "error": error, "data": data}]}
+
+
+SHOW = [
+    {"name": "main", "experiments": [_rev("s-a", "2026-11-28T10:00:00", 10, 0.5),
+                                     _rev("s-b", "2026-11-28T10:05:00", 20, None, error={"msg": "failed"}),
+                                     _rev("s-c", "2026-11-28T10:06:00", 40, 0.7, metrics=False)]},
+    {"name": "older", "experiments": [_rev("s-a", "2026-11-27T09:00:00", 10, 0.1)]},
+]
+
+
+def test_finished_experiments_keep_the_newest_and_drop_failed_or_unfinished():
+    found = finished_experiments(SHOW)
+    assert set(found) == {"s-a"}
+    assert found["s-a"]["params"]["pretrain.location.legendre_polys"] == 10
+    assert found["s-a"]["metrics"]["downstream.json"]["population"]["satclip"]["mlp"]["checkerboard"]["r2"] == 0.5
+
+
+def test_comparison_table_in_point_order_with_missing_scores_as_nan():
+    sweep = Sweep("s", "L", "pretrain.location.legendre_polys", None,
+                  {"a": {"pretrain.location.legendre_polys": 10}, "b": {"pretrain.location.legendre_polys": 20}})
+    table = comparison_table(sweep, finished_experiments(SHOW))
+    assert list(table["experiment"]) == ["s-a"] and table.loc[0, "population"] == 0.5
+    assert table.loc[0, "pretrain top-1"] == 0.1
+    linear = comparison_table(sweep, finished_experiments(SHOW), probe="linear")
+    assert math.isnan(linear.loc[0, "population"])
+    with pytest.raises(LookupError, match="make sweep NAME=t"):
+        comparison_table(Sweep("t", "", None, None, {"x": {"seed": 1}}), finished_experiments(SHOW))
