@@ -159,9 +159,15 @@ def test_a_failed_or_missing_experiment_is_reported(tmp_path):
     from satclip.sweep import failed_experiments
 
     shown = [{"name": "master", "experiments": [
-        {"executor": {"state": "success"}, "revs": [{"name": "s-a", "error": None}]},
-        {"executor": {"state": "failed"}, "revs": [{"name": "s-b", "error": {"msg": "Experiment run failed"}}]}]}]
+        {"executor": {"state": "success"}, "revs": [{"name": "s-a", "error": None,
+                                                     "data": {"timestamp": "2026-11-29T01:00:00"}}]},
+        {"executor": {"state": "failed"}, "revs": [{"name": "s-b", "error": {"msg": "Experiment run failed"}}]}]},
+        {"name": "older", "experiments": [  # an earlier run of the same name on an older commit
+            {"executor": {"state": "success"}, "revs": [{"name": "s-c", "error": None,
+                                                         "data": {"timestamp": "2026-11-28T09:00:00"}}]}]}]
     fake = _write(tmp_path / "dvc", f"#!{sys.executable}\nprint({json.dumps(json.dumps(shown))})\n")
     fake.chmod(0o755)
-    assert failed_experiments({"s-a", "s-b", "s-c"}, dvc=str(fake)) == ["s-b", "s-c"]
-    assert failed_experiments({"s-a"}, dvc=str(fake)) == []
+    since = "2026-11-29T00:59:00"
+    assert failed_experiments({"s-a", "s-b", "s-c", "s-d"}, dvc=str(fake), since=since) == ["s-b", "s-c", "s-d"]
+    assert failed_experiments({"s-a"}, dvc=str(fake), since=since) == []
+    assert failed_experiments({"s-c"}, dvc=str(fake)) == []  # no lower bound: any successful run counts

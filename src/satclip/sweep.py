@@ -151,12 +151,16 @@ def existing_experiments(dvc: str = "dvc", cwd: str | Path = ".") -> set[str]:
     return {line.strip() for line in out.stdout.splitlines() if line.strip()} if out.returncode == 0 else set()
 
 
-def failed_experiments(names: set[str], dvc: str = "dvc", cwd: str | Path = ".") -> list[str]:
-    """Those of ``names`` that ``dvc exp show`` reports failed or missing (``--run-all`` exits 0
-    even when an experiment fails)."""
+def failed_experiments(names: set[str], dvc: str = "dvc", cwd: str | Path = ".", since: str = "") -> list[str]:
+    """Those of ``names`` with no successful experiment (timestamp >= ``since``, ISO local time)
+    among the last commits' experiments: ``--run-all`` exits 0 even when an experiment fails, and
+    the workspace may have been committed to while the queue ran."""
     import json
 
-    out = subprocess.run([dvc, "exp", "show", "--json"], cwd=cwd, capture_output=True, text=True)
+    from satclip.compare import RECENT_COMMITS
+
+    out = subprocess.run([dvc, "exp", "show", "--json", "-n", str(RECENT_COMMITS)], cwd=cwd, capture_output=True,
+                         text=True)
     if out.returncode != 0:
         return sorted(names)
     ok = set()
@@ -164,7 +168,9 @@ def failed_experiments(names: set[str], dvc: str = "dvc", cwd: str | Path = ".")
         for exp in baseline.get("experiments") or []:
             state = (exp.get("executor") or {}).get("state")
             for rev in exp.get("revs") or []:
-                if rev.get("name") in names and not rev.get("error") and state in (None, "success"):
+                stamp = str((rev.get("data") or {}).get("timestamp") or "")
+                if (rev.get("name") in names and not rev.get("error") and state in (None, "success")
+                        and stamp >= since):
                     ok.add(rev["name"])
     return sorted(names - ok)
 
@@ -177,7 +183,11 @@ def run_sweep(sweep: Sweep, params: Params, dvc: str = "dvc", cwd: str | Path = 
         for command in commands:
             print(" ".join(command))
         return 0
+    from datetime import datetime, timedelta
+
     names = {sweep.experiment(p) for p in sweep.points}
+    # experiment timestamps are local, second resolution: allow for a clock tick
+    since = (datetime.now() - timedelta(seconds=5)).isoformat(timespec="seconds")
     stale = sorted(existing_experiments(dvc, cwd) & names)
     if stale:  # a re-run replaces the sweep's earlier experiments of this commit
         subprocess.run([dvc, "exp", "remove", *stale], cwd=cwd, check=True)
@@ -186,7 +196,7 @@ def run_sweep(sweep: Sweep, params: Params, dvc: str = "dvc", cwd: str | Path = 
     for command in commands:
         subprocess.run(command, cwd=cwd, check=True)
     status = subprocess.run([dvc, "exp", "run", "--run-all", "-j", str(jobs)], cwd=cwd).returncode
-    failed = failed_experiments(names, dvc, cwd)
+    failed = failed_experiments(names, dvc, cwd, since)
     if failed:
         print(f"error: experiment(s) {', '.join(failed)} failed: see `dvc queue logs <name>`", file=sys.stderr)
         return 1
