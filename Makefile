@@ -66,6 +66,7 @@ bench: $(STAMP)  ## run every benchmark in benchmarks/ (results under results/be
 lint: $(STAMP)  ## ruff
 	$(PY) -m ruff check src tests benchmarks
 
-clean:  ## remove caches and pipeline outputs (keeps .venv and data/raw)
-	rm -rf .pytest_cache .ruff_cache results/notebooks results/metrics results/bench data/labels data/pretrain
+clean:  ## remove caches and pipeline outputs (keeps .venv, data/raw and the git-tracked results/metrics)
+	rm -rf .pytest_cache .ruff_cache results/notebooks results/bench results/figures results/compare \
+		results/index.html results/README.md data/labels data/pretrain
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
