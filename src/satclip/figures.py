@@ -2,7 +2,8 @@
 
 These draw from files on disk (the tidy ``downstream.csv``, the land-grid embeddings, the
 pretraining history, a sweep's comparison table); ``satclip.stages.figures`` decides which data
-goes into which file. Per-stage figures live in ``satclip.plots``; both share one style:
+goes into which file. Per-stage figures live in ``satclip.plots``; both share one style
+(``satclip.plots.use_style``, called by every stage notebook):
 seaborn's colour-blind-safe "colorblind" palette for categories, ``cividis`` for values, axis
 labels with units and a caption line saying what data and protocol made the figure.
 """
@@ -21,14 +22,6 @@ from satclip.plots import PRIMARY_LABEL, add_caption, embedding_map
 HEAT = "cividis"  # colour-blind-safe sequential map for scores
 BOUNDED = {"r2", "accuracy", "macro_f1"}  # at most 1: the bar charts share the axis [FLOOR, 1]
 FLOOR = -0.25  # lowest R² shown; lower means and error bars are cut at the axis
-
-
-def use_style() -> None:
-    """The suite's figure style (call once before drawing)."""
-    import seaborn as sns
-
-    sns.set_theme(context="paper", style="whitegrid", palette="colorblind", font_scale=1.1)
-    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "axes.titleweight": "bold"})
 
 
 def primary_metric(task: str) -> str:

@@ -101,7 +101,7 @@ def run_figures(params: Params, show: bool = False) -> list[FigureFile]:
     """
     from satclip.stages.extract import GRID_STEP_DEG, grid_embeddings
 
-    figures.use_style()
+    plots.use_style()
     results_dir = Path(params.paths.results)
     table = results_dir / "tables" / "downstream.csv"
     history_csv = results_dir / "plots" / "pretrain_history.csv"
