@@ -35,6 +35,14 @@ def _label(metric: str) -> str:
     return PRIMARY_LABEL.get(metric, metric)
 
 
+def _finish(fig: plt.Figure, caption: str, bottom: float = 0.05) -> plt.Figure:
+    """Lay ``fig`` out above a strip of height ``bottom`` (a fraction) holding the caption."""
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    if caption:
+        add_caption(fig, caption)
+    return fig
+
+
 def embedding_maps(lon: np.ndarray, lat: np.ndarray, grids: dict[str, np.ndarray], *, step_deg: float,
                    caption: str = "", ncols: int = 2) -> plt.Figure:
     """Every encoder's land-grid embedding as a PCA-to-RGB world map, side by side.
@@ -52,10 +60,7 @@ def embedding_maps(lon: np.ndarray, lat: np.ndarray, grids: dict[str, np.ndarray
         ax.axis("off")
     for ax, name in zip(axes.ravel(), names, strict=False):
         embedding_map(lon, lat, grids[name], title=f"{name} (d = {grids[name].shape[1]})", step_deg=step_deg, ax=ax)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    if caption:
-        add_caption(fig, caption)
-    return fig
+    return _finish(fig, caption, 0.03)
 
 
 def task_panels(results: pd.DataFrame, tasks: Sequence[str], *, caption: str = "", title: str = "") -> plt.Figure:
@@ -98,10 +103,7 @@ def task_panels(results: pd.DataFrame, tasks: Sequence[str], *, caption: str = "
     axes[0][-1].legend(title="probe", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the bars
     if title:
         fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    if caption:
-        add_caption(fig, caption)
-    return fig
+    return _finish(fig, caption, 0.03)
 
 
 def score_heatmap(results: pd.DataFrame, *, probe: str, split: str, caption: str = "") -> plt.Figure:
@@ -144,10 +146,7 @@ def score_heatmap(results: pd.DataFrame, *, probe: str, split: str, caption: str
     ax.set_xlabel("encoder")
     ax.set_ylabel("task (metric)")
     ax.set_title(f"{probe} probe, {split} split (best per task boxed; colour scaled per row)")
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    if caption:
-        add_caption(fig, caption)
-    return fig
+    return _finish(fig, caption)
 
 
 def comparison_chart(table: pd.DataFrame, *, x: str, tasks: Sequence[str], encoder: str = "satclip",
@@ -180,7 +179,4 @@ def comparison_chart(table: pd.DataFrame, *, x: str, tasks: Sequence[str], encod
     ax.legend(fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left")
     if title:
         ax.set_title(title)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    if caption:
-        add_caption(fig, caption)
-    return fig
+    return _finish(fig, caption)

@@ -109,17 +109,18 @@ def run_figures(params: Params, show: bool = False) -> list[FigureFile]:
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing: run the {stage} stage first")
     results = pd.read_csv(table, keep_default_na=False, na_values=[""])
-    out_dir = summary_dir(params)
+    history = pd.read_csv(history_csv)
+    lon, lat, grids = grid_embeddings(params)
+    if not grids:
+        raise FileNotFoundError("no land-grid embeddings: every encoder in extract.encoders was unavailable "
+                                "(see results/metrics/extract.json)")
+    out_dir = summary_dir(params)  # every input is read: only now are the old figures removed
     out_dir.mkdir(parents=True, exist_ok=True)
     for old in out_dir.glob("*"):  # a task or split dropped from params leaves no stale figure
         old.unlink()
     caption = run_caption(params, results)
     written = []
 
-    lon, lat, grids = grid_embeddings(params)
-    if not grids:
-        raise FileNotFoundError("no land-grid embeddings: every encoder in extract.encoders was unavailable "
-                                "(see results/metrics/extract.json)")
     fig = figures.embedding_maps(lon, lat, grids, step_deg=GRID_STEP_DEG, caption=run_caption(params) +
                                  f"; PCA of each encoder's embedding of {len(lon):,} land cells "
                                  f"({GRID_STEP_DEG:g} degree) to RGB")
@@ -141,7 +142,6 @@ def run_figures(params: Params, show: bool = False) -> list[FigureFile]:
         fig = figures.score_heatmap(results, probe=probe, split=split, caption=caption)
         written.append(_save(fig, out_dir, "heatmap", show))
 
-    history = pd.read_csv(history_csv)
     metrics_file = results_dir / "metrics" / "pretrain.json"
     chance = json.loads(metrics_file.read_text()).get("chance_top1") if metrics_file.is_file() else None
     fig = plots.training_curves(history, chance_top1=chance, caption=run_caption(params) +
