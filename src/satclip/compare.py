@@ -21,12 +21,11 @@ import pandas as pd
 
 from satclip.config import ConfigError, flatten
 from satclip.io import write_json, write_text
-from satclip.sweep import Sweep, load_sweep, resolve_sweep
+from satclip.sweep import RECENT_COMMITS, Sweep, load_sweep, resolve_sweep
 
 DOWNSTREAM = "downstream.json"
 PRETRAIN = "pretrain.json"
 PRETRAIN_COLUMNS = {"val_top1": "pretrain top-1", "median_km": "pretrain median km"}
-RECENT_COMMITS = 20  # how far back from HEAD experiments are looked up
 
 
 def experiments_json(dvc: str = "dvc", cwd: str | Path = ".") -> list[dict]:

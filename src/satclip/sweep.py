@@ -19,10 +19,12 @@ stages whose inputs a point does not change are skipped there too. The workspace
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from satclip.overlay import hydra_value
 SWEEP_DIR = Path("experiments/sweeps")
 POINT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 SWEEP_KEYS = {"description", "x", "overlay", "points"}
+RECENT_COMMITS = 20  # how far back from HEAD `dvc exp show` looks for a sweep's experiments
 NOT_COPIED = {"metrics", "compare", "bench", ".gitkeep"}  # results/ entries an experiment does not start from
 
 
@@ -155,10 +158,6 @@ def failed_experiments(names: set[str], dvc: str = "dvc", cwd: str | Path = ".",
     """Those of ``names`` with no successful experiment (timestamp >= ``since``, ISO local time)
     among the last commits' experiments: ``--run-all`` exits 0 even when an experiment fails, and
     the workspace may have been committed to while the queue ran."""
-    import json
-
-    from satclip.compare import RECENT_COMMITS
-
     out = subprocess.run([dvc, "exp", "show", "--json", "-n", str(RECENT_COMMITS)], cwd=cwd, capture_output=True,
                          text=True)
     if out.returncode != 0:
@@ -183,8 +182,6 @@ def run_sweep(sweep: Sweep, params: Params, dvc: str = "dvc", cwd: str | Path = 
         for command in commands:
             print(" ".join(command))
         return 0
-    from datetime import datetime, timedelta
-
     names = {sweep.experiment(p) for p in sweep.points}
     # experiment timestamps are local, second resolution: allow for a clock tick
     since = (datetime.now() - timedelta(seconds=5)).isoformat(timespec="seconds")
