@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -52,13 +54,21 @@ def _worker(rank: int, world: int, init_file: str, result_file: str) -> None:
     loss = gathered_clip_loss(img, loc, torch.tensor(2.0))
     loss.backward()
     torch.save({"loss": loss.detach(), "img_grad": img.grad, "loc_grad": loc.grad}, f"{result_file}.{rank}")
+    dist.barrier()  # neither rank tears gloo down while the other still talks to it
     dist.destroy_process_group()
 
 
 def test_gathered_loss_equals_the_global_batch_loss(tmp_path):
     """Two gloo ranks of 4 pairs each: mean of the rank losses = the 8-pair loss; same gradients."""
     world = 2
-    mp.spawn(_worker, args=(world, str(tmp_path / "init"), str(tmp_path / "res")), nprocs=world, join=True)
+    try:
+        mp.spawn(_worker, args=(world, str(tmp_path / "init"), str(tmp_path / "res")), nprocs=world, join=True)
+    except mp.ProcessExitedException as err:
+        # gloo can abort a rank at interpreter exit ("terminate called without an active
+        # exception") after the work is done; only a rank that died before writing its result fails
+        if not all(Path(f"{tmp_path / 'res'}.{r}").is_file() for r in range(world)):
+            raise
+        warnings.warn(f"a gloo rank crashed at exit after writing its result: {err}", stacklevel=1)
     results = [torch.load(f"{tmp_path / 'res'}.{r}") for r in range(world)]
     img_all, loc_all = features(8, 4, seed=1)
     img_all.requires_grad_(True)
