@@ -43,8 +43,8 @@ repro: $(STAMP)  ## run the pipeline (dvc repro); EXP=experiments/x.yaml applies
 ifeq ($(EXP),)
 	dvc repro
 else
-	$(PY) -m satclip.config params.yaml $(EXP)
-	dvc exp run $$($(PY) -m satclip.overlay $(EXP))
+	$(VENV)/bin/satclip check params.yaml "$(EXP)"
+	$(VENV)/bin/satclip overlay --run "$(EXP)"
 endif
 
 figures: $(STAMP)  ## redraw figures, results/index.html and results/README.md from results on disk (no retraining)
@@ -52,11 +52,11 @@ figures: $(STAMP)  ## redraw figures, results/index.html and results/README.md f
 
 sweep: $(STAMP)  ## run an ablation as DVC experiments: make sweep NAME=legendre
 	@test -n "$(NAME)" || { echo "usage: make sweep NAME=<sweep>; sweeps: $(SWEEPS)" >&2; exit 2; }
-	$(PY) -m satclip.sweep $(NAME)
+	$(VENV)/bin/satclip sweep "$(NAME)"
 
 compare: $(STAMP)  ## one table and figure across a finished sweep: make compare NAME=legendre
 	@test -n "$(NAME)" || { echo "usage: make compare NAME=<sweep>; sweeps: $(SWEEPS)" >&2; exit 2; }
-	$(PY) -m satclip.compare $(NAME)
+	$(VENV)/bin/satclip compare "$(NAME)"
 	dvc repro --single-item --force figures
 
 bench: $(STAMP)  ## run every benchmark in benchmarks/ (results under results/bench/)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
-from satclip.augment import augment_batch
 from satclip.config import load_params
 from satclip.encoders.image import ImageEncoderConfig
-from satclip.training import SatCLIPModule, parameter_groups
+from satclip.pretraining.augment import augment_batch
+from satclip.pretraining.training import SatCLIPModule, parameter_groups
 
 OUT = Path("results/bench/pretrain.json")
 

@@ -13,7 +13,7 @@ import torch
 from satclip import cli
 from satclip.embed import read_metadata
 from satclip.encoders.location import LocationEncoder, LocationEncoderConfig
-from satclip.encoders.positional import spherical_harmonics
+from satclip.encoders.spherical_harmonics import spherical_harmonics
 
 CITIES = "city,lat,lon\nParis,48.8566,2.3522\nTokyo,35.6762,139.6503\nQuito,-0.1807,-78.4678\n"
 

@@ -15,8 +15,8 @@ from satclip.config import (
     to_dict,
 )
 from satclip.config import main as check_main
-from satclip.overlay import main as overlay_main
-from satclip.overlay import overlay_args
+from satclip.sweeps.overlay import main as overlay_main
+from satclip.sweeps.overlay import overlay_args
 
 
 def write(tmp_path, text, name="p.yaml"):
@@ -117,7 +117,7 @@ def test_every_overlay_builds_its_model_offline():
 
     import torch
 
-    from satclip.model import SatCLIP
+    from satclip.pretraining.model import SatCLIP
 
     for overlay in sorted((REPO / "experiments").glob("*.yaml")):
         cfg = load_params(REPO / "params.yaml", [overlay]).pretrain

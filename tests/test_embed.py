@@ -19,7 +19,7 @@ from satclip.embed import (
     resolve_encoder,
 )
 from satclip.encoders.location import LocationEncoder, LocationEncoderConfig
-from satclip.encoders.positional import spherical_harmonics
+from satclip.encoders.spherical_harmonics import spherical_harmonics
 
 CITIES = "name,lat,lon\nParis,48.8566,2.3522\nNew York,40.7128,-74.006\nSydney,-33.8688,151.2093\n" \
          "Nairobi,-1.2921,36.8219\nLima,-12.0464,-77.0428\nReykjavik,64.1466,-21.9426\nSuva,-18.1416,178.4419\n"

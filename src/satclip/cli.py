@@ -1,5 +1,10 @@
 """The ``satclip`` command: one subcommand per entry of ``SUBCOMMANDS``.
 
+``embed`` (embeddings of your points), ``check`` (validate params and overlays), ``stage`` (run
+one pipeline stage, as dvc.yaml does), ``overlay``, ``sweep`` and ``compare`` (ablations),
+``report`` (rebuild the results index). Each has ``--help``; the ``python -m satclip.<module>``
+entry points they wrap stay as aliases.
+
 A subcommand is a registrar ``register(subparsers) -> None`` that adds its parser and sets
 ``func`` (``handler(args) -> int``, the exit code) with ``set_defaults``. Other modules add theirs
 with ``register_subcommand(name, registrar)`` or by extending ``SUBCOMMANDS``.
@@ -79,8 +84,57 @@ def _run_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _register_check(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from satclip.config import add_check_arguments, check_from_args
+
+    parser = subparsers.add_parser("check", help="validate params.yaml (and overlays) against the schema",
+                                   description="Check a params file and overlays: unknown or misspelled keys, "
+                                               "wrong types and invalid values are errors naming the key.")
+    add_check_arguments(parser)
+    parser.set_defaults(func=check_from_args)
+
+
+def _register_stage(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from satclip.stages.runner import add_arguments, run_from_args
+
+    parser = subparsers.add_parser("stage", help="run one pipeline stage (validate params, notebook, report)",
+                                   description="Validate params.yaml, execute the stage's notebook with papermill "
+                                               "and render its HTML report (what each dvc.yaml stage runs).")
+    add_arguments(parser)
+    parser.set_defaults(func=run_from_args)
+
+
+def _delegate(name: str, module: str, help_text: str) -> Registrar:
+    """A subcommand that hands its arguments to ``<module>.main`` (which parses them, ``--help`` too)."""
+
+    def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+        parser = subparsers.add_parser(name, help=help_text, add_help=False, description=help_text)
+        parser.add_argument("args", nargs=argparse.REMAINDER, help=f"arguments of satclip {name} (see --help)")
+        parser.set_defaults(func=lambda args: _run_module(module, name, args.args))
+
+    return register
+
+
+def _run_module(module: str, name: str, argv: list[str]) -> int:
+    import importlib
+
+    main_of = importlib.import_module(module).main
+    try:
+        return int(main_of(argv) or 0)
+    except SystemExit as exit_:  # argparse's --help and usage errors
+        return int(exit_.code or 0)
+
+
 #: subcommand name -> registrar
-SUBCOMMANDS: dict[str, Registrar] = {"embed": _register_embed}
+SUBCOMMANDS: dict[str, Registrar] = {
+    "embed": _register_embed,
+    "check": _register_check,
+    "stage": _register_stage,
+    "overlay": _delegate("overlay", "satclip.sweeps.overlay", "print or apply an overlay of params.yaml"),
+    "sweep": _delegate("sweep", "satclip.sweeps.sweep", "run an ablation sweep as DVC experiments"),
+    "compare": _delegate("compare", "satclip.sweeps.compare", "tabulate and chart a finished sweep"),
+    "report": _delegate("report", "satclip.reporting.index", "rebuild results/index.html and README.md from disk"),
+}
 
 
 def register_subcommand(name: str, registrar: Registrar) -> None:

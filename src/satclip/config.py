@@ -9,8 +9,11 @@ top of ``params.yaml`` with ``merge``.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
+import hashlib
+import json
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,10 +22,10 @@ from typing import Any
 
 import yaml
 
-from satclip.augment import AugmentConfig
 from satclip.encoders.image import ImageEncoderConfig
 from satclip.encoders.location import LocationEncoderConfig
 from satclip.evaluation.config import EvaluateConfig
+from satclip.pretraining.augment import AugmentConfig
 
 
 class ConfigError(ValueError):
@@ -380,6 +383,16 @@ class ExtractConfig:
             raise ConfigError("extract.encoders must list at least one encoder")
         if len(set(self.encoders)) != len(self.encoders):
             raise ConfigError(f"extract.encoders has duplicates: {self.encoders}")
+        from satclip.extraction.names import EncoderNameError, check_encoder_name, encoder_folder
+
+        for name in self.encoders:
+            try:
+                check_encoder_name(name)
+            except EncoderNameError as err:
+                raise ConfigError(str(err)) from None
+        folders = [encoder_folder(name) for name in self.encoders]
+        if len(set(folders)) != len(folders):
+            raise ConfigError(f"extract.encoders: two names share an embeddings folder: {self.encoders}")
         if self.batch_size < 1:
             raise ConfigError(f"extract.batch_size must be >= 1, got {self.batch_size}")
 
@@ -415,6 +428,12 @@ def load_params(path: str | Path = "params.yaml", overlays: list[str | Path] = (
         raise ConfigError(f"{' + '.join(names)}: {err}") from None
 
 
+def params_hash(params: Params) -> str:
+    """12 hex digits of the sha256 of every param except ``paths`` (machine-specific locations)."""
+    data = {k: v for k, v in to_dict(params).items() if k != "paths"}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def params_from_namespace(namespace: dict[str, Any]) -> Params:
     """Validate the sections papermill injected into a notebook's namespace (``globals()``).
 
@@ -442,18 +461,39 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m satclip.config params.yaml [overlay.yaml ...]``: validate, exit 1 on error."""
+STAMP_TEXT = "params.yaml is valid (satclip check)\n"  # constant: a re-check changes no later stage
+
+
+def add_check_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``satclip check`` / ``python -m satclip.config``."""
+    parser.add_argument("params", nargs="?", default="params.yaml", help="params file (default params.yaml)")
+    parser.add_argument("overlays", nargs="*", metavar="overlay", help="overlays applied on top, in order")
+    parser.add_argument("--stamp", metavar="FILE", default=None,
+                        help="on success, write FILE (the check stage's output, which every stage depends on)")
+
+
+def check_from_args(args: argparse.Namespace) -> int:
+    """Validate the params (and overlays) of parsed arguments; 0 when valid, 1 (with the error) if not."""
     import sys
 
-    args = sys.argv[1:] if argv is None else argv
-    path, overlays = (args[0], args[1:]) if args else ("params.yaml", [])
+    from satclip.io import write_text
+
     try:
-        load_params(path, overlays)
+        load_params(args.params, args.overlays)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    if args.stamp:
+        write_text(args.stamp, STAMP_TEXT)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m satclip.config [params.yaml] [overlay.yaml ...] [--stamp FILE]``: validate, 1 on error."""
+    parser = argparse.ArgumentParser(prog="python -m satclip.config",
+                                     description="Check a params file (and overlays) against the schema.")
+    add_check_arguments(parser)
+    return check_from_args(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

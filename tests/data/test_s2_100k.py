@@ -21,14 +21,8 @@ from rasterio.transform import from_origin
 from satclip.data import download as download_mod
 from satclip.data import s2_100k
 from satclip.data.download import ChecksumError, DownloadError
-from satclip.data.s2_100k import (
-    S2DataError,
-    S2Dataset,
-    download_s2_100k,
-    extract_shard,
-    prepare_s2_sample,
-    read_index,
-)
+from satclip.data.s2_100k import S2DataError, S2Dataset, read_index
+from satclip.data.s2_100k_download import download_s2_100k, extract_shard, prepare_s2_sample
 from satclip.data.sampling import CoordinateError
 
 REPO = "torchgeo/s2-100k"

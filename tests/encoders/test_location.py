@@ -5,9 +5,10 @@ import dataclasses
 import pytest
 import torch
 
-from satclip.encoders import location
+from satclip.encoders import cpu, location
 from satclip.encoders.location import LocationEncoder, LocationEncoderConfig
-from satclip.encoders.positional import POSITIONAL_ENCODINGS, spherical_harmonics
+from satclip.encoders.positional import POSITIONAL_ENCODINGS
+from satclip.encoders.spherical_harmonics import spherical_harmonics
 
 
 def points(n: int, seed: int = 0) -> torch.Tensor:
@@ -65,7 +66,7 @@ def test_chunked_inference_equals_plain_forward(monkeypatch):
     torch.manual_seed(0)
     enc = LocationEncoder.from_config(LocationEncoderConfig(legendre_polys=6, hidden_dim=32, embed_dim=8)).eval()
     pts = points(3000, seed=1)
-    monkeypatch.setattr(location, "_WORKSPACE_BYTES", 36 * 4 * 1024)  # chunks of 1024 points
+    monkeypatch.setattr(cpu, "WORKSPACE_BYTES", 36 * 4 * 1024)  # chunks of 1024 points
     calls = []
     enc.posenc.register_forward_hook(lambda module, args, output: calls.append(args[0].shape[0]))
     with torch.no_grad():
@@ -99,7 +100,7 @@ def test_feature_buffer_is_reused_per_thread_and_released():
         torch.testing.assert_close(first, second, rtol=0, atol=0)
         assert seen[0] == seen[1]  # same buffer
         location.release_workspace()
-        assert getattr(location._workspace, "buffer", None) is None
+        assert getattr(cpu._workspace, "buffer", None) is None
         torch.testing.assert_close(enc(pts), first, rtol=0, atol=0)
 
 

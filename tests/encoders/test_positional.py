@@ -7,14 +7,10 @@ import pytest
 import torch
 from scipy.special import roots_legendre, sph_harm_y
 
-from satclip.encoders.positional import (
-    POSITIONAL_ENCODINGS,
-    SphericalHarmonics,
-    build_positional_encoding,
-    empty_features,
-    geometric_scales,
-    spherical_harmonics,
-)
+from satclip.encoders.coordinates import geometric_scales
+from satclip.encoders.cpu import empty_features
+from satclip.encoders.positional import POSITIONAL_ENCODINGS, build_positional_encoding
+from satclip.encoders.spherical_harmonics import SphericalHarmonics, spherical_harmonics
 
 RAD = 180.0 / math.pi  # a radius of RAD degrees makes coord / r the coordinate in radians
 

@@ -32,13 +32,13 @@ def tiny_params(tmp_path, geodata, **download) -> Params:
 
 def test_run_download_writes_tables_set_and_metrics(tmp_path, geodata):
     params = tiny_params(tmp_path, geodata)
-    summary = run_download(params, metrics_path=tmp_path / "m.json")
+    summary = run_download(params)
     assert list(summary.rows) == ["population", "biomes", "air_temperature"]
     assert summary.rows["air_temperature"] == 3076
     for task, path in summary.label_tables.items():
         assert len(pd.read_parquet(path)) == summary.rows[task]
     assert summary.pretrain_items == 50
-    metrics = json.loads((tmp_path / "m.json").read_text())
+    metrics = json.loads((tmp_path / "results" / "metrics" / "download.json").read_text())
     assert metrics["rows"]["biomes"] == summary.rows["biomes"] and metrics["pretrain_items"] == 50
     # deterministic in the seed: a second run writes the same tables
     first = pd.read_parquet(summary.label_tables["population"])

@@ -10,8 +10,11 @@ import pytest
 
 from conftest import tiny_stage_params
 from satclip.config import Params
-from satclip.stages.evaluate import pretraining_gain, run_evaluate, write_tables
-from satclip.stages.extract import grid_embeddings, load_embeddings, run_extract
+from satclip.evaluation.verdict import pretraining_gain
+from satclip.extraction.store import grid_embeddings, load_embeddings
+from satclip.stages.evaluate import run_evaluate
+from satclip.stages.extract import run_extract
+from satclip.stages.tables import run_tables
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +51,7 @@ def test_evaluate_and_tables(params):
         assert missing["mean"].isna().all() and missing["note"].str.contains("unavailable").all()
         sh = res[(res["encoder"] == "sh") & (res["split"] == "random")]
         assert sh["mean"].notna().all() and (sh["n_seeds"] == 2).all()
-    results = write_tables(params)
+    results = run_tables(params)
     assert list(dict.fromkeys(results["task"])) == params.download.labels.tasks
     md = open(f"{params.paths.results}/tables/downstream.md").read()
     assert "linear probe, random split" in md and "**" in md

@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 
 from conftest import tiny_stage_params
-from satclip.config import Params, from_dict, to_dict
-from satclip.report import params_hash, render_readme, write_report
-from satclip.stages.evaluate import run_evaluate, write_tables
+from satclip.config import Params, from_dict, params_hash, to_dict
+from satclip.reporting.index import render_readme, write_report
+from satclip.stages.evaluate import run_evaluate
 from satclip.stages.extract import run_extract
 from satclip.stages.figures import run_figures
+from satclip.stages.tables import run_tables
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +27,12 @@ def test_figures_and_report(params):
     run_extract(params)
     for task in params.download.labels.tasks:
         run_evaluate(params, task)
-    write_tables(params)
+    run_tables(params)
     results = Path(params.paths.results)
     with pytest.raises(FileNotFoundError, match="pretrain_history.csv"):
         run_figures(params)
     history = pd.DataFrame({"epoch": [0, 1], "train_loss": [5.0, 4.0], "val_loss": [5.1, 4.2], "val_top1": [0.01, 0.05],
-                            "val_top5": [0.05, 0.2], "val_median_km": [8000.0, 5000.0], "logit_scale": [14.3, 14.5]})
+                            "val_top5": [0.05, 0.2], "val_median_km": [8000.0, 5000.0], "scale": [14.3, 14.5]})
     (results / "plots").mkdir(parents=True, exist_ok=True)
     history.to_csv(results / "plots" / "pretrain_history.csv", index=False)
     (results / "figures" / "summary").mkdir(parents=True, exist_ok=True)

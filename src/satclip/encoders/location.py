@@ -7,13 +7,14 @@ keeps the submodule names of the original (``posenc``, ``nnet``), so a released 
 """
 
 import dataclasses
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from satclip.encoders import cpu
+from satclip.encoders.cpu import empty_features, release_workspace
 from satclip.encoders.nets import NETWORKS, build_network
 from satclip.encoders.positional import (
     POSITIONAL_ENCODINGS,
@@ -21,39 +22,11 @@ from satclip.encoders.positional import (
     PositionalEncoding,
     SphericalHarmonics,
     build_positional_encoding,
-    empty_features,
 )
 
 __all__ = ["DTYPES", "LocationEncoderConfig", "LocationEncoder", "release_workspace"]
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
-
-# Inference without autograd computes the spherical harmonics of at most this many bytes of
-# features at a time (81,920 points at L = 40, float32), so memory stays bounded for any batch.
-# Chunks are large on purpose: each costs a round of network calls, and on a CPU shared with
-# other jobs every parallel operation can wait a scheduler time slice for its threads (64 MB
-# chunks measured ~10 % faster on an idle machine and up to 2x slower on a busy one).
-_WORKSPACE_BYTES = 512 << 20
-# The feature buffer is kept per thread between calls: a fresh one costs its page faults (and
-# the kernel's zeroing) on every call, about a quarter of the harmonics' time at L = 40.
-_workspace = threading.local()
-
-
-def release_workspace() -> None:
-    """Free this thread's cached spherical-harmonics buffer (at most 512 MB; reallocated on demand)."""
-    _workspace.buffer = None
-
-
-def _feature_buffer(numel: int, dtype: torch.dtype, device: torch.device) -> Tensor | None:
-    """This thread's reusable 1-D buffer of ``numel`` elements, or None while it is in use."""
-    if device.type != "cpu" or getattr(_workspace, "busy", False):  # GPUs cache memory anyway;
-        return None  # re-entered (e.g. from a hook): a fresh buffer
-    buffer = getattr(_workspace, "buffer", None)
-    if buffer is None or buffer.numel() < numel or buffer.dtype != dtype or buffer.device != device:
-        _workspace.buffer = None  # free the old one first
-        buffer = _workspace.buffer = empty_features((numel,), dtype, device)
-    return buffer[:numel]
-
 
 @dataclass
 class LocationEncoderConfig:
@@ -184,11 +157,11 @@ class LocationEncoder(nn.Module):
         if not isinstance(self.posenc, SphericalHarmonics) or needs_grad or coords.shape[0] == 0:
             return self.nnet(self.posenc(coords))
         n, rows = coords.shape[0], self.posenc.embedding_dim
-        step = min(n, max(1024, _WORKSPACE_BYTES // (rows * coords.element_size())))
-        shared = _feature_buffer(rows * step, coords.dtype, coords.device)  # (L^2 * step,)
+        step = min(n, max(1024, cpu.WORKSPACE_BYTES // (rows * coords.element_size())))
+        shared = cpu.workspace_buffer(rows * step, coords.dtype, coords.device)  # (L^2 * step,)
         buffer = shared if shared is not None else empty_features((rows * step,), coords.dtype, coords.device)
         if shared is not None:
-            _workspace.busy = True
+            cpu.set_workspace_busy(True)
         try:
             if step == n:
                 return self.nnet(self.posenc(coords, out=buffer.view(rows, n)))
@@ -200,7 +173,7 @@ class LocationEncoder(nn.Module):
             return out
         finally:
             if shared is not None:
-                _workspace.busy = False
+                cpu.set_workspace_busy(False)
 
 
 def _output_dim(nnet: nn.Module) -> int:

@@ -21,6 +21,7 @@ import pandas as pd
 
 from satclip.evaluation.metrics import LOWER_IS_BETTER, PRIMARY_METRIC
 from satclip.io import write_text
+from satclip.paths import Layout
 
 ENCODER_ORDER = ("satclip", "satclip-random", "sh", "wrap", "raw", "geoclip")
 PROBE_ORDER = ("mlp", "xgboost", "linear")
@@ -235,3 +236,22 @@ def latex_table(df: pd.DataFrame, probe: str, split: str,
 def latex_tables(df: pd.DataFrame, primary: Mapping[str, str] = PRIMARY_METRIC) -> str:
     """Every (probe, split) table of ``df`` in LaTeX (needs ``\\usepackage{booktabs}``)."""
     return "\n\n".join(latex_table(df, p, s, primary) for p, s in _table_keys(df)) + "\n"
+
+
+def collect_results(layout: Layout, tasks: list[str]) -> pd.DataFrame:
+    """Join every task's tidy table (``Layout.task_table``), tasks in the given order."""
+    frames = []
+    for task in tasks:
+        path = layout.task_table(task)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no results for task {task!r}; run its evaluate stage")
+        frames.append(pd.read_csv(path, keep_default_na=False, na_values=[""]))
+    return sort_results(pd.concat(frames, ignore_index=True))
+
+
+def write_tables(results: pd.DataFrame, layout: Layout) -> None:
+    """``downstream.csv``, its Markdown and LaTeX tables and ``metrics/downstream.json``."""
+    write_downstream_csv(results, layout.downstream_csv)
+    write_text(layout.tables / "downstream.md", markdown_tables(results))
+    write_text(layout.tables / "downstream.tex", latex_tables(results))
+    write_metrics_json(results, layout.metrics("downstream"))

@@ -1,9 +1,12 @@
 """Symmetric InfoNCE over image and location features (CLIP's loss).
 
-``clip_loss`` is the single-process path. ``gather_features`` is kept apart (as open_clip does):
+The contract is open_clip's (``open_clip/loss.py``, ``ClipLoss``): the model returns normalized
+features and ``logit_scale.exp()``, the multiplier of the cosine similarities; the loss takes that
+multiplier as given and never exponentiates. ``clip_loss`` is the single-process path. ``gather_features`` is kept apart (as open_clip does):
 under DDP it all-gathers features from every rank, with gradients flowing back to the local
 slice, so negatives span the global batch. The original SatCLIP trains without the gather
-(negatives only within a rank's batch of 512: SATCLIP_FACTS.md).
+(negatives only within a rank's batch of 512; microsoft/satclip at commit 1ead106,
+``satclip/loss.py``).
 """
 
 from __future__ import annotations
@@ -20,12 +23,12 @@ def clip_logits(image_features: torch.Tensor, location_features: torch.Tensor,
     Args:
         image_features: (B, d) L2-normalized.
         location_features: (B', d) L2-normalized.
-        logit_scale: scalar, the log of the inverse temperature.
+        logit_scale: scalar, the inverse temperature exp(t) (the model's ``scale()``).
 
     Returns:
         (logits_per_image (B, B'), logits_per_location (B', B)).
     """
-    logits_per_image = logit_scale.exp() * image_features @ location_features.T  # (B, B')
+    logits_per_image = logit_scale * image_features @ location_features.T  # (B, B')
     return logits_per_image, logits_per_image.T
 
 
@@ -35,7 +38,7 @@ def clip_loss(image_features: torch.Tensor, location_features: torch.Tensor,
 
     Args:
         image_features, location_features: (B, d) L2-normalized.
-        logit_scale: scalar, the log of the inverse temperature.
+        logit_scale: scalar, the inverse temperature exp(t).
     """
     logits_per_image, logits_per_location = clip_logits(image_features, location_features, logit_scale)
     labels = torch.arange(logits_per_image.shape[0], device=logits_per_image.device)
@@ -67,7 +70,6 @@ def gathered_clip_loss(image_features: torch.Tensor, location_features: torch.Te
     all_locations, _ = gather_features(location_features)
     n = image_features.shape[0]
     labels = torch.arange(offset, offset + n, device=image_features.device)
-    scale = logit_scale.exp()
-    logits_per_image = scale * image_features @ all_locations.T  # (B, world * B)
-    logits_per_location = scale * location_features @ all_images.T  # (B, world * B)
+    logits_per_image = logit_scale * image_features @ all_locations.T  # (B, world * B)
+    logits_per_location = logit_scale * location_features @ all_images.T  # (B, world * B)
     return (F.cross_entropy(logits_per_image, labels) + F.cross_entropy(logits_per_location, labels)) / 2

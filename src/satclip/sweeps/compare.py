@@ -21,11 +21,11 @@ import pandas as pd
 
 from satclip.config import ConfigError, flatten
 from satclip.io import write_json, write_text
-from satclip.sweep import RECENT_COMMITS, Sweep, load_sweep, resolve_sweep
+from satclip.sweeps.sweep import RECENT_COMMITS, Sweep, load_sweep, resolve_sweep
 
 DOWNSTREAM = "downstream.json"
 PRETRAIN = "pretrain.json"
-PRETRAIN_COLUMNS = {"val_top1": "pretrain top-1", "median_km": "pretrain median km"}
+PRETRAIN_COLUMNS = {"val_top1": "pretrain top-1", "val_median_km": "pretrain median km"}
 
 
 def experiments_json(dvc: str = "dvc", cwd: str | Path = ".") -> list[dict]:
@@ -58,7 +58,7 @@ def finished_experiments(rows: list[dict]) -> dict[str, dict]:
 
 
 def _score(downstream: dict, task: str, encoder: str, probe: str, split: str) -> float:
-    from satclip.figures import primary_metric
+    from satclip.reporting.summary import primary_metric
 
     try:
         value = downstream[task][encoder][probe][split][primary_metric(task)]
@@ -120,27 +120,13 @@ def write_comparison(sweep: Sweep, table: pd.DataFrame, out_dir: str | Path, *, 
             write_text(out_dir / f"{sweep.name}.csv", table.to_csv(index=False, float_format="%.6g"))]
 
 
-def comparison_chart_of(table: pd.DataFrame, name: str, meta_file: str | Path | None = None):
-    """The comparison figure of a written table (``meta_file``: its ``.json``, for axis and caption)."""
-    from satclip import figures
-    from satclip.data.labels import TASKS
-
-    meta = json.loads(Path(meta_file).read_text()) if meta_file and Path(meta_file).is_file() else {}
-    x = meta.get("x") if meta.get("x") in table.columns else "point"
-    encoder = meta.get("encoder", "satclip")
-    return figures.comparison_chart(
-        table, x=x, tasks=[c for c in table.columns if c in TASKS], encoder=encoder,
-        title=meta.get("description") or name, x_label=x.rsplit(".", 1)[-1] if x != "point" else "experiment",
-        caption=f"sweep {name} ({len(table)} experiments, x = {x}); {meta.get('protocol', encoder)}")
-
-
 def main(argv: list[str] | None = None) -> int:
-    """``python -m satclip.compare NAME``: write the comparison of a finished sweep."""
+    """``python -m satclip.sweeps.compare NAME``: write the comparison of a finished sweep."""
     import argparse
 
     from satclip.config import load_params
 
-    parser = argparse.ArgumentParser(prog="python -m satclip.compare", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="satclip compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("name", help="sweep name (experiments/sweeps/<name>.yaml) or a sweep file")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--encoder", default="satclip")

@@ -6,15 +6,15 @@ import math
 
 import pytest
 
-from satclip.compare import comparison_table, finished_experiments
-from satclip.sweep import Sweep
+from satclip.sweeps.compare import comparison_table, finished_experiments
+from satclip.sweeps.sweep import Sweep
 
 
 def _rev(name, stamp, L, r2, error=None, metrics=True):
     data = {"timestamp": stamp, "params": {"params.yaml": {"data": {"pretrain": {"location": {"legendre_polys": L}}}}},
             "metrics": {"results/metrics/downstream.json": {"data": {
                 "population": {"satclip": {"mlp": {"checkerboard": {"r2": r2}}}}}},
-                "results/metrics/pretrain.json": {"data": {"val_top1": 0.1, "median_km": 900.0}}} if metrics else {}}
+                "results/metrics/pretrain.json": {"data": {"val_top1": 0.1, "val_median_km": 900.0}}} if metrics else {}}
     return {"revs": [{"name": name, "error": error, "data": data}]}
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from pathlib import Path
@@ -13,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from satclip.loss import clip_logits, clip_loss, gather_features, gathered_clip_loss
+from satclip.pretraining.loss import clip_logits, clip_loss, gather_features, gathered_clip_loss
 
 
 def features(n: int = 8, d: int = 4, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -24,7 +23,7 @@ def features(n: int = 8, d: int = 4, seed: int = 0) -> tuple[torch.Tensor, torch
 
 def test_matches_a_hand_computed_cross_entropy():
     img, loc = features()
-    scale = torch.tensor(math.log(1 / 0.07))
+    scale = torch.tensor(1 / 0.07)  # the multiplier exp(logit_scale), as the model returns it
     logits = (1 / 0.07) * img @ loc.T
     manual = 0
     for i in range(8):
@@ -36,7 +35,7 @@ def test_matches_a_hand_computed_cross_entropy():
 
 def test_aligned_pairs_have_low_loss():
     img, _ = features()
-    assert clip_loss(img, img, torch.tensor(math.log(100.0))).item() < clip_loss(*features(), torch.tensor(math.log(100.0))).item()
+    assert clip_loss(img, img, torch.tensor(100.0)).item() < clip_loss(*features(), torch.tensor(100.0)).item()
 
 
 def test_gather_is_identity_without_a_process_group():
@@ -51,7 +50,7 @@ def _worker(rank: int, world: int, init_file: str, result_file: str) -> None:
     img_all, loc_all = features(8, 4, seed=1)
     img = img_all[rank * 4:(rank + 1) * 4].clone().requires_grad_(True)
     loc = loc_all[rank * 4:(rank + 1) * 4].clone().requires_grad_(True)
-    loss = gathered_clip_loss(img, loc, torch.tensor(2.0))
+    loss = gathered_clip_loss(img, loc, torch.tensor(2.0).exp())
     loss.backward()
     torch.save({"loss": loss.detach(), "img_grad": img.grad, "loc_grad": loc.grad}, f"{result_file}.{rank}")
     dist.barrier()  # neither rank tears gloo down while the other still talks to it
@@ -73,7 +72,7 @@ def test_gathered_loss_equals_the_global_batch_loss(tmp_path):
     img_all, loc_all = features(8, 4, seed=1)
     img_all.requires_grad_(True)
     loc_all.requires_grad_(True)
-    full = clip_loss(img_all, loc_all, torch.tensor(2.0))
+    full = clip_loss(img_all, loc_all, torch.tensor(2.0).exp())
     full.backward()
     assert torch.stack([r["loss"] for r in results]).mean().item() == pytest.approx(full.item(), rel=1e-6)
     # DDP averages gradients over ranks: each rank's local gradient / world = the full-batch one

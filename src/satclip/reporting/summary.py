@@ -1,23 +1,31 @@
 """Cross-task figures of a finished run: one function per figure, each returning a matplotlib Figure.
 
 These draw from files on disk (the tidy ``downstream.csv``, the land-grid embeddings, the
-pretraining history, a sweep's comparison table); ``satclip.stages.figures`` decides which data
-goes into which file. Per-stage figures live in ``satclip.plots``; both share one style
-(``satclip.plots.use_style``, called by every stage notebook):
+pretraining history, a sweep's comparison table); ``draw_summary_figures`` draws them all into
+``Layout.summary_figures`` (the figures stage calls it), ``describe`` says what each one shows. Per-stage figures live in ``satclip.reporting.plots``; both share one style
+(``satclip.reporting.plots.use_style``, called by every stage notebook):
 seaborn's colour-blind-safe "colorblind" palette for categories, ``cividis`` for values, axis
 labels with units and a caption line saying what data and protocol made the figure.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from satclip.config import Params, params_hash
+from satclip.data.labels import TASKS
 from satclip.evaluation.metrics import LOWER_IS_BETTER, PRIMARY_METRIC
-from satclip.plots import PRIMARY_LABEL, add_caption, embedding_map
+from satclip.extraction.store import GRID_STEP_DEG, grid_embeddings
+from satclip.paths import Layout
+from satclip.reporting import plots
+from satclip.reporting.plots import PRIMARY_LABEL, add_caption, embedding_map
 
 HEAT = "cividis"  # colour-blind-safe sequential map for scores
 BOUNDED = {"r2", "accuracy", "macro_f1"}  # at most 1: the bar charts share the axis [FLOOR, 1]
@@ -26,8 +34,6 @@ FLOOR = -0.25  # lowest R² shown; lower means and error bars are cut at the axi
 
 def primary_metric(task: str) -> str:
     """The metric a task is scored by: R² for regression, accuracy for classification."""
-    from satclip.data.labels import TASKS
-
     return PRIMARY_METRIC[TASKS[task].kind] if task in TASKS else "r2"
 
 
@@ -180,3 +186,146 @@ def comparison_chart(table: pd.DataFrame, *, x: str, tasks: Sequence[str], encod
     if title:
         ax.set_title(title)
     return _finish(fig, caption)
+
+
+HEADLINE_TASKS = ("population", "biomes")  # the paper's headline tasks (Klemmer et al. 2025, Fig. 4)
+
+
+@dataclass(frozen=True)
+class FigureFile:
+    """One written figure: its PNG path (a PDF sits beside it) and a line on what it shows."""
+
+    name: str
+    png: Path
+    description: str
+
+
+def describe(name: str) -> str:
+    """One line on what the summary figure ``name`` (file stem) shows."""
+    if name == "embedding_maps":
+        return ("Every encoder's location embedding on a 1° land grid, first three principal components "
+                "as RGB (the paper's Figure 1 style).")
+    if name == "headline":
+        return "Population density and biomes: every encoder × probe with error bars, random vs spatial split."
+    if name.startswith("task_"):
+        return f"{name.removeprefix('task_')}: every encoder × probe, random vs spatial split."
+    if name == "heatmap":
+        return "Tasks × encoders, MLP probe on the spatial split; the best encoder per task is boxed."
+    if name.startswith("compare_"):
+        return f"Sweep {name.removeprefix('compare_')}: every task's score against the swept parameter (make compare)."
+    if name == "pretrain_curves":
+        return ("Pretraining curves per epoch: InfoNCE loss, within-batch retrieval accuracy, median "
+                "great-circle error, temperature.")
+    return "Figure of this run."
+
+
+def spatial_split(splits: list[str]) -> str | None:
+    """The spatial split the heat map uses: ``checkerboard`` when run, else the first non-random."""
+    if "checkerboard" in splits:
+        return "checkerboard"
+    return next((s for s in splits if s != "random"), None)
+
+
+def run_caption(params: Params, results: pd.DataFrame | None = None) -> str:
+    """One line on the data and protocol behind a figure."""
+    loc = params.pretrain.location
+    text = (f"pretrained on {params.pretrain.dataset} ({params.download.bluemarble.n_points:,} pairs)"
+            if params.pretrain.dataset == "bluemarble" else f"pretrained on {params.pretrain.dataset}")
+    text += f"; SatCLIP {loc.encoding} L={loc.legendre_polys} {loc.network}"
+    if results is not None:
+        seeds = sorted({int(n) for n in results["n_seeds"].dropna()})
+        count = "/".join(map(str, seeds)) or "0"
+        text += (f"; probes {', '.join(dict.fromkeys(results['probe']))}; splits "
+                 f"{', '.join(dict.fromkeys(results['split']))}; mean ± 1 std over {count} "
+                 f"seed{'' if seeds == [1] else 's'}")
+    return f"{text}; params {params_hash(params)}"
+
+
+def _save(fig: plt.Figure, folder: Path, name: str, show: bool) -> FigureFile:
+    paths = plots.save(fig, folder / name)
+    if show:
+        plots.show(fig)
+    else:
+        plt.close(fig)
+    return FigureFile(name, paths[0], describe(name))
+
+
+def draw_summary_figures(params: Params, show: bool = False) -> list[FigureFile]:
+    """Draw every figure of the run into ``Layout.summary_figures``; return them in display order.
+
+    ``show`` also displays each figure (in the stage notebook). Raises ``FileNotFoundError``
+    naming the missing input when an upstream stage has not run.
+    """
+    plots.use_style()
+    layout = Layout.of(params)
+    table = layout.downstream_csv
+    history_csv = layout.history
+    for path, stage in ((table, "tables"), (history_csv, "pretrain")):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: run the {stage} stage first")
+    results = pd.read_csv(table, keep_default_na=False, na_values=[""])
+    history = pd.read_csv(history_csv)
+    lon, lat, grids = grid_embeddings(params)
+    if not grids:
+        raise FileNotFoundError("no land-grid embeddings: every encoder in extract.encoders was unavailable "
+                                "(see results/metrics/extract.json)")
+    out_dir = layout.summary_figures  # every input is read: only now are the old figures removed
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("*"):  # a task or split dropped from params leaves no stale figure
+        old.unlink()
+    caption = run_caption(params, results)
+    written = []
+
+    fig = embedding_maps(lon, lat, grids, step_deg=GRID_STEP_DEG, caption=run_caption(params) +
+                                 f"; PCA of each encoder's embedding of {len(lon):,} land cells "
+                                 f"({GRID_STEP_DEG:g} degree) to RGB")
+    written.append(_save(fig, out_dir, "embedding_maps", show))
+
+    tasks = list(dict.fromkeys(results["task"]))
+    headline = [t for t in HEADLINE_TASKS if t in tasks]
+    if headline:
+        fig = task_panels(results, headline, caption=caption,
+                                  title="Headline tasks: every encoder and probe, random vs spatial split")
+        written.append(_save(fig, out_dir, "headline", show))
+    for task in (t for t in tasks if t not in headline):
+        fig = task_panels(results, [task], caption=caption)
+        written.append(_save(fig, out_dir, f"task_{task}", show))
+
+    split = spatial_split(list(dict.fromkeys(results["split"])))
+    probe = "mlp" if "mlp" in set(results["probe"]) else str(results["probe"].iloc[0])
+    if split is not None:
+        fig = score_heatmap(results, probe=probe, split=split, caption=caption)
+        written.append(_save(fig, out_dir, "heatmap", show))
+
+    metrics_file = layout.metrics("pretrain")
+    chance = json.loads(metrics_file.read_text()).get("chance_top1") if metrics_file.is_file() else None
+    fig = plots.training_curves(history, chance_top1=chance, caption=run_caption(params) +
+                                f"; batch {params.pretrain.trainer.batch_size}, validation within-batch retrieval")
+    written.append(_save(fig, out_dir, "pretrain_curves", show))
+    written += comparison_figures(params, out_dir, show)
+    return written
+
+
+def comparison_figures(params: Params, out_dir: Path, show: bool = False) -> list[FigureFile]:
+    """``compare_<sweep>`` for every comparison table ``make compare`` wrote (none: an empty list)."""
+    written = []
+    for table_file in sorted(Layout.of(params).compare.glob("*.csv")):
+        fig = comparison_chart_of(pd.read_csv(table_file), table_file.stem, table_file.with_suffix(".json"))
+        written.append(_save(fig, out_dir, f"compare_{table_file.stem}", show))
+    return written
+
+
+def comparison_chart_of(table: pd.DataFrame, name: str, meta_file: str | Path | None = None) -> plt.Figure:
+    """The comparison figure of a table ``satclip compare`` wrote (``meta_file``: its ``.json``)."""
+    meta = json.loads(Path(meta_file).read_text()) if meta_file and Path(meta_file).is_file() else {}
+    x = meta.get("x") if meta.get("x") in table.columns else "point"
+    encoder = meta.get("encoder", "satclip")
+    return comparison_chart(
+        table, x=x, tasks=[c for c in table.columns if c in TASKS], encoder=encoder,
+        title=meta.get("description") or name, x_label=x.rsplit(".", 1)[-1] if x != "point" else "experiment",
+        caption=f"sweep {name} ({len(table)} experiments, x = {x}); {meta.get('protocol', encoder)}")
+
+
+def recorded_figures(params: Params) -> list[FigureFile]:
+    """The summary figures already on disk (for rebuilding the index without redrawing)."""
+    return [FigureFile(p.stem, p, describe(p.stem)) for p in sorted(Layout.of(params).summary_figures.glob("*.png"))]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from satclip.report import git_commit, index_entries, package_versions, stage_times
+from satclip.reporting.index import git_commit, index_entries, package_versions, stage_times
 
 
 def test_package_versions_take_the_first_installed_alias():

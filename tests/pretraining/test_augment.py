@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from satclip.augment import (
+from satclip.pretraining.augment import (
     AugmentConfig,
     augment_batch,
     center_crop,

@@ -20,9 +20,9 @@ import pytest
 import yaml
 
 from satclip.config import ConfigError, load_params
-from satclip.sweep import load_sweep, queue_commands, set_args
+from satclip.sweeps.sweep import load_sweep, queue_commands, set_args
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _write(path: Path, data) -> Path:
@@ -85,7 +85,7 @@ score = {"r2": L / 100, "mse": 1.0}
 (out / "downstream.json").write_text(json.dumps({
     "population": {"satclip": {"mlp": {"checkerboard": score}}, "raw": {"mlp": {"checkerboard": {"r2": 0.1}}}},
     "biomes": {"satclip": {"mlp": {"checkerboard": {"accuracy": 0.5 + L / 100}}}}}))
-(out / "pretrain.json").write_text(json.dumps({"val_top1": L / 1000, "median_km": 1000.0 / L}))
+(out / "pretrain.json").write_text(json.dumps({"val_top1": L / 1000, "val_median_km": 1000.0 / L}))
 '''
 
 STUB_DVC = '''stages:
@@ -131,12 +131,12 @@ def test_two_point_sweep_end_to_end(tmp_path):
     baseline = (repo / "results" / "metrics" / "downstream.json").read_text()
 
     sh("dvc", "exp", "save", "-n", "legendre-l4")  # an earlier run's experiment: the sweep must replace it
-    run = sh(sys.executable, "-m", "satclip.sweep", "legendre", "--jobs", "2", check=False)
+    run = sh(sys.executable, "-m", "satclip.sweeps.sweep", "legendre", "--jobs", "2", check=False)
     assert run.returncode == 0, run.stdout + run.stderr
     assert (repo / "results" / "metrics" / "downstream.json").read_text() == baseline  # workspace untouched
     assert sh("git", "status", "--porcelain").stdout.strip() == ""
 
-    compare = sh(sys.executable, "-m", "satclip.compare", "legendre", check=False)
+    compare = sh(sys.executable, "-m", "satclip.sweeps.compare", "legendre", check=False)
     assert compare.returncode == 0, compare.stdout + compare.stderr
     table = pd.read_csv(repo / "results" / "compare" / "legendre.csv")
     assert list(table["experiment"]) == ["legendre-l4", "legendre-l6"]
@@ -148,7 +148,7 @@ def test_two_point_sweep_end_to_end(tmp_path):
     assert meta["x"] == "pretrain.location.legendre_polys" and meta["probe"] == "mlp"
     assert "| l4 | 4 |" in (repo / "results" / "compare" / "legendre.md").read_text()
 
-    missing = sh(sys.executable, "-m", "satclip.compare", "nosuch", check=False)
+    missing = sh(sys.executable, "-m", "satclip.sweeps.compare", "nosuch", check=False)
     assert missing.returncode == 2 and "no sweep 'nosuch'" in missing.stderr and "legendre" in missing.stderr
     shows = json.loads(sh("dvc", "exp", "show", "--json").stdout)
     assert len(shows[-1]["experiments"]) == 2  # exactly the two points: the saved one was replaced
@@ -156,7 +156,7 @@ def test_two_point_sweep_end_to_end(tmp_path):
 
 def test_a_failed_or_missing_experiment_is_reported(tmp_path):
     """``dvc exp run --run-all`` exits 0 when an experiment fails: the sweep reads the states."""
-    from satclip.sweep import failed_experiments
+    from satclip.sweeps.sweep import failed_experiments
 
     shown = [{"name": "master", "experiments": [
         {"executor": {"state": "success"}, "revs": [{"name": "s-a", "error": None,

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from satclip import figures
+from satclip.reporting import summary as figures
 
 
 def _results() -> pd.DataFrame:

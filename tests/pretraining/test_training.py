@@ -12,8 +12,10 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from satclip.config import Params, from_dict
-from satclip.stages.pretrain import load_module, pretrain_paths, run_pretrain
-from satclip.training import EpochShuffle, FiniteLossError, split_indices
+from satclip.paths import Layout
+from satclip.pretraining.analysis import load_module
+from satclip.pretraining.training import EpochShuffle, FiniteLossError, split_indices
+from satclip.stages.pretrain import run_pretrain
 
 N = 320  # pairs in the tiny set
 
@@ -50,10 +52,10 @@ def tiny_params(tmp_path, **pretrain) -> Params:
 def test_smoke_run_writes_checkpoint_metrics_history(tmp_path):
     params = tiny_params(tmp_path)
     metrics = run_pretrain(params)
-    paths = pretrain_paths(params)
+    paths = Layout.of(params)
     assert paths.checkpoint.is_file() and paths.history.is_file()
-    saved = json.loads(paths.metrics.read_text())
-    assert saved["epochs"] == 5 and set(saved) >= {"val_loss", "val_top1", "val_top5", "median_km", "train_seconds"}
+    saved = json.loads(paths.metrics("pretrain").read_text())
+    assert saved["epochs"] == 5 and set(saved) >= {"val_loss", "val_top1", "val_top5", "val_median_km"}
     assert metrics["val_top1"] > 2 * metrics["chance_top1"]  # learns something in 5 tiny epochs
     history = pd.read_csv(paths.history)
     assert history["epoch"].tolist() == [0, 1, 2, 3, 4]
@@ -70,7 +72,7 @@ def test_smoke_run_writes_checkpoint_metrics_history(tmp_path):
 def test_a_finished_run_is_reused_not_retrained(tmp_path):
     params = tiny_params(tmp_path)
     first = run_pretrain(params)
-    paths = pretrain_paths(params)
+    paths = Layout.of(params)
     paths.checkpoint.unlink()
     stamp = (paths.run_dir / "last.ckpt").stat().st_mtime_ns
     assert run_pretrain(params) == first
@@ -80,7 +82,7 @@ def test_a_finished_run_is_reused_not_retrained(tmp_path):
 def test_two_runs_agree(tmp_path):
     a = run_pretrain(tiny_params(tmp_path / "a"))
     b = run_pretrain(tiny_params(tmp_path / "b"))
-    for key in ("val_loss", "val_top1", "val_top5", "median_km"):
+    for key in ("val_loss", "val_top1", "val_top5", "val_median_km"):
         assert a[key] == pytest.approx(b[key], abs=1e-6), key
 
 
@@ -100,10 +102,10 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path):
     params = tiny_params(tmp_path / "int")
     with pytest.raises((KeyboardInterrupt, SystemExit)):
         run_pretrain(params, callbacks=[Interrupt(at=2)])
-    paths = pretrain_paths(params)
+    paths = Layout.of(params)
     assert (paths.run_dir / "last.ckpt").is_file() and not paths.checkpoint.exists()
     resumed = run_pretrain(params)
-    for key in ("val_loss", "val_top1", "val_top5", "median_km"):
+    for key in ("val_loss", "val_top1", "val_top5", "val_median_km"):
         assert resumed[key] == pytest.approx(reference[key], abs=1e-6), key
     assert pd.read_csv(paths.history)["epoch"].tolist() == [0, 1, 2, 3, 4]
 
@@ -132,9 +134,9 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_pat
     params = tiny_params(tmp_path)
     with pytest.raises(FiniteLossError, match="non-finite training loss .* at epoch 1, batch 0"):
         run_pretrain(params, callbacks=[PoisonLoss(at=1)])
-    paths = pretrain_paths(params)
+    paths = Layout.of(params)
     assert (paths.run_dir / "last.ckpt").is_file()  # epoch 0's
-    assert not paths.checkpoint.exists() and not paths.metrics.exists()
+    assert not paths.checkpoint.exists() and not paths.metrics("pretrain").exists()
 
 
 def test_missing_pretraining_set_is_reported(tmp_path):

@@ -169,7 +169,7 @@ def training_curves(history: pd.DataFrame, *, chance_top1: float | None = None, 
     axes[1].legend()
     axes[2].plot(e, history["val_median_km"], color="#CC79A7")
     axes[2].set_ylabel("val median error (km)")
-    axes[3].plot(e, history["logit_scale"], color="#E69F00")
+    axes[3].plot(e, history["scale"], color="#E69F00")
     axes[3].set_ylabel("exp(logit scale)")
     for ax in axes:
         ax.set_xlabel("epoch")

@@ -1,6 +1,6 @@
 """Turn an experiment overlay into ``dvc exp run -S key=value`` arguments.
 
-``python -m satclip.overlay experiments/x.yaml`` prints the arguments on one line (the Makefile's
+``python -m satclip.sweeps.overlay experiments/x.yaml`` prints the arguments on one line (the Makefile's
 ``make repro EXP=...`` passes them to ``dvc exp run``). The overlay is validated against the
 schema first, so a misspelled key fails before anything runs.
 """
@@ -61,17 +61,27 @@ def apply_overlay(overlay: str | Path, params: str | Path = "params.yaml") -> Pa
 
 def main(argv: list[str] | None = None) -> int:
     """Print the ``-S`` arguments of an overlay (``--apply``: merge it into params.yaml)."""
-    args = sys.argv[1:] if argv is None else argv
-    apply = "--apply" in args
-    args = [a for a in args if a != "--apply"]
-    if len(args) != 1:
-        print("usage: python -m satclip.overlay [--apply] experiments/<name>.yaml", file=sys.stderr)
-        return 2
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="satclip overlay",
+                                     description="Print an overlay's `dvc exp run -S key=value` arguments, "
+                                                 "or merge it into params.yaml (--apply).")
+    parser.add_argument("overlay", help="overlay file (experiments/<name>.yaml)")
+    parser.add_argument("--apply", action="store_true", help="merge the overlay into params.yaml in place")
+    parser.add_argument("--run", action="store_true",
+                        help="run `dvc exp run -S key=value ...` with the overlay's values (no shell: values "
+                             "reach DVC exactly as written)")
+    parser.add_argument("--params", default="params.yaml", help="params file (default params.yaml)")
+    args = parser.parse_args(argv)
     try:
-        if apply:
-            apply_overlay(args[0])
+        if args.run:
+            import subprocess
+
+            return subprocess.run(["dvc", "exp", "run", *overlay_args(args.overlay, args.params)]).returncode
+        if args.apply:
+            apply_overlay(args.overlay, args.params)
         else:
-            print(" ".join(overlay_args(args[0])))
+            print(" ".join(overlay_args(args.overlay, args.params)))
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

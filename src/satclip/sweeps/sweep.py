@@ -9,12 +9,12 @@ A sweep file ``experiments/sweeps/<name>.yaml``::
       l10: {pretrain.location.legendre_polys: 10}
       l40: {pretrain.location.legendre_polys: 40}
 
-``python -m satclip.sweep NAME`` (``make sweep NAME=...``) validates every point against the
+``python -m satclip.sweeps.sweep NAME`` (``make sweep NAME=...``) validates every point against the
 params schema, removes earlier experiments of the same names, queues one ``dvc exp run`` per point
 (experiment ``<sweep>-<point>``) and runs the queue. Each experiment runs in DVC's temporary copy
 of the repository, into which the download cache and the results of the workspace are copied, so
 stages whose inputs a point does not change are skipped there too. The workspace is not touched;
-``make compare NAME=...`` (``satclip.compare``) then tabulates the finished experiments.
+``make compare NAME=...`` (``satclip.sweeps.compare``) then tabulates the finished experiments.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from satclip.config import ConfigError, Params, flatten, from_dict, merge, read_yaml
-from satclip.overlay import hydra_value
+from satclip.sweeps.overlay import hydra_value
 
 SWEEP_DIR = Path("experiments/sweeps")
 POINT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -201,12 +201,12 @@ def run_sweep(sweep: Sweep, params: Params, dvc: str = "dvc", cwd: str | Path = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m satclip.sweep NAME [--dry-run] [--jobs N]``."""
+    """``python -m satclip.sweeps.sweep NAME [--dry-run] [--jobs N]``."""
     import argparse
 
     from satclip.config import load_params
 
-    parser = argparse.ArgumentParser(prog="python -m satclip.sweep", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="satclip sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("name", help="sweep name (experiments/sweeps/<name>.yaml) or a sweep file")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--jobs", type=int, default=1, help="experiments run at once (default 1)")

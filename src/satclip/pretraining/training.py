@@ -16,20 +16,16 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
-from satclip.augment import augment_batch, eval_view, jitter_coords
 from satclip.config import PretrainConfig, ValidationConfig
 from satclip.data.sampling import fibonacci_land, great_circle_km
-from satclip.loss import clip_loss, gathered_clip_loss
-from satclip.model import SatCLIP
+from satclip.pretraining.augment import augment_batch, eval_view, jitter_coords
+from satclip.pretraining.loss import clip_loss, gathered_clip_loss
+from satclip.pretraining.model import SatCLIP
+from satclip.streams import TrainStream, stream_seed
 
 # --------------------------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------------------------
-
-def stream_seed(*parts: int) -> int:
-    """A 63-bit seed derived from integers (numpy SeedSequence), stable across platforms."""
-    return int(np.random.SeedSequence([abs(int(p)) for p in parts]).generate_state(2, np.uint64)[0] >> 1)
-
 
 class EpochShuffle(Sampler[int]):
     """A permutation of ``range(n)`` drawn from ``(seed, epoch)``; Lightning calls ``set_epoch``."""
@@ -42,7 +38,7 @@ class EpochShuffle(Sampler[int]):
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[int]:
-        gen = torch.Generator().manual_seed(stream_seed(self.seed, 7, self.epoch))
+        gen = torch.Generator().manual_seed(stream_seed(self.seed, TrainStream.SHUFFLE, self.epoch))
         return iter(torch.randperm(self.n, generator=gen).tolist())
 
     def __len__(self) -> int:
@@ -55,7 +51,7 @@ def split_indices(points: np.ndarray, cfg: ValidationConfig, seed: int) -> tuple
     ``points`` is (N, 2) (lon, lat). With blocks, each ``block_deg`` cell goes to validation
     with probability ``fraction`` (so validation locations are not next to training ones).
     """
-    rng = np.random.default_rng(stream_seed(seed, 11))
+    rng = np.random.default_rng(stream_seed(seed, TrainStream.VALIDATION_SPLIT))
     n = len(points)
     if cfg.split == "random":
         val = rng.permutation(n)[: max(1, int(round(cfg.fraction * n)))]
@@ -111,7 +107,7 @@ def compute_feature_cache(model: SatCLIP, dataset: Dataset, cfg: PretrainConfig,
         for k in range(views):
             images = batch["image"]
             if augment:
-                gen = torch.Generator().manual_seed(stream_seed(seed, 13, k, b))
+                gen = torch.Generator().manual_seed(stream_seed(seed, TrainStream.FEATURE_CACHE, k, b))
                 images, _ = augment_batch(images, batch["point"], cfg.augment, gen)
             else:
                 images = eval_view(images, cfg.augment)
@@ -199,8 +195,8 @@ class SatCLIPModule(L.LightningModule):
         self._val_km: list[torch.Tensor] = []
 
     # -- helpers ---------------------------------------------------------------------------
-    def _generator(self, stage: int, batch_idx: int) -> torch.Generator:
-        return torch.Generator().manual_seed(stream_seed(self.seed, stage, self.current_epoch, batch_idx))
+    def _generator(self, stream: TrainStream, batch_idx: int) -> torch.Generator:
+        return torch.Generator().manual_seed(stream_seed(self.seed, stream, self.current_epoch, batch_idx))
 
     def _loss(self, img: torch.Tensor, loc: torch.Tensor) -> torch.Tensor:
         scale = self.model.scale()
@@ -232,15 +228,15 @@ class SatCLIPModule(L.LightningModule):
     # -- steps -----------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         """One contrastive step; dropout and augmentation drawn from (seed, epoch, batch)."""
-        torch.manual_seed(stream_seed(self.seed, 3, self.current_epoch, batch_idx))  # dropout
-        img, loc = self._encode_batch(batch, self._generator(1, batch_idx), augment=True)
+        torch.manual_seed(stream_seed(self.seed, TrainStream.DROPOUT, self.current_epoch, batch_idx))  # dropout
+        img, loc = self._encode_batch(batch, self._generator(TrainStream.AUGMENT_TRAIN, batch_idx), augment=True)
         loss = self._loss(img, loc)
         if not torch.isfinite(loss):
             raise FiniteLossError(f"non-finite training loss {loss.item()} at epoch {self.current_epoch}, "
                                   f"batch {batch_idx} (global step {self.global_step}); the last good "
                                   f"checkpoint is the previous epoch's last.ckpt")
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
-        self.log("logit_scale", self.model.scale().exp(), on_step=False, on_epoch=True)
+        self.log("scale", self.model.scale(), on_step=False, on_epoch=True)
         return loss
 
     def on_validation_epoch_start(self) -> None:
@@ -251,7 +247,7 @@ class SatCLIPModule(L.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         """Loss, within-batch top-1/top-5 retrieval and the great-circle error against candidates."""
-        img, loc = self._encode_batch(batch, self._generator(2, batch_idx), augment=self.cfg.augment.augment_val)
+        img, loc = self._encode_batch(batch, self._generator(TrainStream.AUGMENT_VAL, batch_idx), augment=self.cfg.augment.augment_val)
         loss = self._loss(img, loc)
         n = img.shape[0]
         sims = img @ loc.T  # (B, B): image i against every location of the batch

@@ -2,7 +2,7 @@
 
 Both towers' outputs are L2-normalized; their scaled dot products are the logits of the
 contrastive loss. The logit scale is learnable, initialized to log(1 / 0.07) (CLIP; the value
-of the original SatCLIP: SATCLIP_FACTS.md), and optionally clamped (open_clip clamps at
+of the original SatCLIP: microsoft/satclip at commit 1ead106, ``satclip/model.py``), and optionally clamped (open_clip clamps at
 log 100; the original does not clamp).
 """
 
@@ -32,10 +32,14 @@ class SatCLIP(nn.Module):
         self.logit_scale_max = logit_scale_max
 
     def scale(self) -> torch.Tensor:
-        """The logit scale (log inverse temperature), clamped when ``logit_scale_max`` is set."""
+        """The inverse temperature ``exp(logit_scale)`` that multiplies the cosine similarities.
+
+        ``logit_scale`` (the learnable parameter, a log) is clamped at ``logit_scale_max`` first
+        when that is set. This is what the loss takes (open_clip's contract).
+        """
         if self.logit_scale_max is None:
-            return self.logit_scale
-        return self.logit_scale.clamp(max=self.logit_scale_max)
+            return self.logit_scale.exp()
+        return self.logit_scale.clamp(max=self.logit_scale_max).exp()
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, d), L2-normalized."""
@@ -50,6 +54,7 @@ class SatCLIP(nn.Module):
         dtype = self.visual.head.weight.dtype
         return F.normalize(self.location(coords).to(dtype), dim=-1)
 
-    def forward(self, images: torch.Tensor, coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalized (image (B, d), location (B, d)) features."""
-        return self.encode_image(images), self.encode_location(coords)
+    def forward(self, images: torch.Tensor,
+                coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Normalized image (B, d) and location (B, d) features and the scale ``exp(logit_scale)``."""
+        return self.encode_image(images), self.encode_location(coords), self.scale()

@@ -1,0 +1,1 @@
+"""Embedding extraction: encoders named in ``extract.encoders`` and the embeddings they write."""

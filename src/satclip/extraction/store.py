@@ -1,0 +1,144 @@
+"""The embeddings store under ``Layout.embeddings``: write one encoder's embeddings, read them back.
+
+Layout: ``<data>/embeddings/<folder>/<task>.npy`` (float32, (N, d), row-aligned with
+``<data>/labels/<task>.parquet``) plus ``<folder>/meta.json``, and the embeddings of a land grid
+(``GRID_STEP_DEG``) for the embedding maps: ``<folder>/land_grid.npy`` (float32, (M, d)),
+row-aligned with ``<data>/embeddings/land_grid.npy`` ((M, 2) lon, lat). ``<folder>`` is
+``extraction.names.encoder_folder(name)``. An encoder that cannot be had (offline, say) gets
+``meta.json`` with ``available: false`` and the reason, and the run goes on. Every array written
+is checked finite first: NaN embeddings (a corrupt checkpoint) stop the stage, naming the encoder.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from satclip.config import Params
+from satclip.data.sampling import land_grid
+from satclip.embed import embed_coordinates
+from satclip.extraction.named_encoders import resolve_named_encoder
+from satclip.extraction.names import encoder_folder
+from satclip.io import atomic_path, write_json
+from satclip.paths import LAND_GRID, Layout, inside
+
+GRID_STEP_DEG = 1.0  # land grid of the embedding maps (the paper's Figure 1 style)
+
+
+class NonFiniteEmbeddingError(ValueError):
+    """An encoder produced NaN or infinite embeddings."""
+
+
+def encoder_dir(params: Params, name: str) -> Path:
+    """The folder of encoder ``name``'s embeddings, checked to lie directly below ``Layout.embeddings``."""
+    root = Layout.of(params).embeddings
+    folder = root / encoder_folder(name)
+    if folder.parent != root or not inside(folder, root) or folder.resolve() == root.resolve():
+        raise ValueError(f"encoder {name!r} would write to {folder}, outside {root}; refusing")
+    return folder
+
+
+def _write_npy(array: np.ndarray, path: Path) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
+
+
+def _check_finite(array: np.ndarray, name: str, what: str) -> None:
+    bad = ~np.isfinite(array).all(axis=1) if array.ndim == 2 else ~np.isfinite(array)
+    if bad.any():
+        raise NonFiniteEmbeddingError(
+            f"encoder {name!r}: {int(bad.sum()):,} of {len(array):,} embeddings of {what} are NaN or "
+            f"infinite (first row {int(np.flatnonzero(bad)[0])}); is the checkpoint corrupt?")
+
+
+def grid_points(params: Params) -> np.ndarray:
+    """The land grid's (M, 2) lon, lat, written once to ``Layout.land_grid_points``."""
+    path = Layout.of(params).land_grid_points
+    if not path.is_file():
+        _write_npy(np.stack(land_grid(GRID_STEP_DEG), axis=1), path)
+    return np.load(path)
+
+
+def extract_encoder(name: str, params: Params, tasks: list[str]) -> dict:
+    """Embed every task's points and the land grid with encoder ``name``; return its ``meta.json``.
+
+    Everything is computed and checked before the encoder's old folder is replaced, so a failure
+    leaves the previous embeddings in place.
+    """
+    out = encoder_dir(params, name)
+    try:
+        resolved = resolve_named_encoder(name, params)
+    except Exception as err:  # offline downloads, missing checkpoints: report, do not fail the run
+        meta = {"encoder": name, "available": False, "reason": f"{type(err).__name__}: {err}"}
+        _replace(out, {}, meta)
+        return meta
+    layout = Layout.of(params)
+    arrays, rows, seconds = {}, {}, 0.0
+    for task in tasks:
+        table = pd.read_parquet(layout.label_table(task), columns=["lon", "lat"])
+        start = time.perf_counter()
+        emb = embed_coordinates(resolved.module, table[["lon", "lat"]].to_numpy(),
+                                batch_size=params.extract.batch_size)
+        seconds += time.perf_counter() - start
+        _check_finite(emb, name, f"task {task}")
+        arrays[task] = emb.astype(np.float32, copy=False)
+        rows[task] = len(table)
+    grid = embed_coordinates(resolved.module, grid_points(params), batch_size=params.extract.batch_size)
+    _check_finite(grid, name, "the land grid")
+    arrays[LAND_GRID] = grid.astype(np.float32, copy=False)
+    # meta.json is a DVC dependency of every evaluate stage: no wall-clock numbers in it
+    meta = {**resolved.metadata, "encoder": name, "folder": out.name, "available": True, "rows": rows,
+            "embedding_dim": int(resolved.embedding_dim)}
+    _replace(out, arrays, meta)
+    return {**meta, "points_per_s": round(sum(rows.values()) / max(seconds, 1e-9))}
+
+
+def _replace(out: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    """Write ``arrays`` and ``meta.json`` into a fresh sibling folder, then swap it for ``out``."""
+    fresh = out.with_name(f".{out.name}.new")
+    if fresh.exists():
+        shutil.rmtree(fresh)
+    fresh.mkdir(parents=True)
+    for stem, array in arrays.items():
+        _write_npy(array, fresh / f"{stem}.npy")
+    write_json(meta, fresh / "meta.json")
+    if out.exists():
+        shutil.rmtree(out)
+    fresh.rename(out)
+
+
+def load_embeddings(params: Params, encoder: str, task: str) -> tuple[np.ndarray | None, str]:
+    """Embeddings of ``task`` by ``encoder`` (or None) and a reason when they are missing."""
+    folder = encoder_dir(params, encoder)
+    meta_file = folder / "meta.json"
+    if not meta_file.is_file():
+        return None, f"no embeddings for encoder {encoder!r}: run the extract stage"
+    meta = json.loads(meta_file.read_text())
+    if not meta.get("available", False):
+        return None, f"encoder {encoder!r} unavailable: {meta.get('reason', 'unknown reason')}"
+    path = folder / f"{task}.npy"
+    if not path.is_file():
+        return None, f"no embeddings of task {task!r} for encoder {encoder!r}"
+    return np.load(path), ""
+
+
+def grid_embeddings(params: Params) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The land-grid embeddings on disk: lon (M,), lat (M,), {encoder: (M, d)} of every available encoder.
+
+    Read from disk (no model is loaded), in ``extract.encoders`` order.
+    """
+    path = Layout.of(params).land_grid_points
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run the extract stage first")
+    points = np.load(path)
+    out = {}
+    for name in params.extract.encoders:
+        emb, _ = load_embeddings(params, name, LAND_GRID)
+        if emb is not None:
+            out[name] = emb
+    return points[:, 0], points[:, 1], out

@@ -1,0 +1,207 @@
+"""Where every stage reads and writes: the one place for the project's paths.
+
+Two roots come from ``params.yaml`` (``paths.data``, ``paths.results``); every other location is
+a name here. Stages, notebooks and tests ask a ``Layout`` instead of joining strings, and
+``tests/stages/test_dvc_yaml.py`` checks that ``dvc.yaml`` declares the same paths.
+
+::
+
+    <data>/raw/                            downloaded upstream files (persistent download cache)
+    <data>/labels/<task>.parquet           one label table per downstream task
+    <data>/pretrain/<set>/                 the prepared pretraining set (index.csv + images)
+    <data>/checkpoints/pretrain/           the resumable training run (run.json, last.ckpt, ...)
+    <data>/embeddings/<encoder>/<task>.npy embeddings per encoder (+ meta.json, land_grid.npy)
+    <data>/params.valid                    written by the check stage when params.yaml is valid
+    <results>/model/satclip.ckpt           the pretrained checkpoint
+    <results>/metrics/<stage>.json         tracked metrics
+    <results>/notebooks/<report>.ipynb     executed stage notebooks (+ .html reports)
+    <results>/tables/                      downstream.{csv,md,tex}, tasks/<task>.csv
+    <results>/predictions/<task>.parquet   test predictions (maps)
+    <results>/figures/                     tasks/, summary/, localization_map
+    <results>/compare/<sweep>.{csv,md,json} sweep comparisons
+    <results>/index.html, README.md        the front pages
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from satclip.config import Params
+
+MIRROR_ENV = "SATCLIP_DATA_MIRROR"  # a local, byte-exact mirror of the upstream files
+
+#: stage name -> notebook stem (``notebooks/<stem>.ipynb``; report ``<results>/notebooks/<stem>.html``)
+STAGE_NOTEBOOKS = {
+    "download": "10_download",
+    "pretrain": "20_pretrain",
+    "extract": "30_extract",
+    "evaluate": "40_evaluate",
+    "tables": "50_tables",
+    "figures": "90_figures",
+}
+NOTEBOOKS_DIR = Path("notebooks")
+LAND_GRID = "land_grid"  # file stem of the land-grid embeddings beside the task embeddings
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Every path of a run, under the two roots ``data`` and ``results``."""
+
+    data: Path = Path("data")
+    results: Path = Path("results")
+
+    @classmethod
+    def of(cls, params: Params) -> Layout:
+        """The layout of ``params.paths``."""
+        return cls(Path(params.paths.data), Path(params.paths.results))
+
+    # ---- data ------------------------------------------------------------------------------
+    @property
+    def raw(self) -> Path:
+        """Downloaded upstream files (a persistent DVC output: downloads resume)."""
+        return self.data / "raw"
+
+    @property
+    def labels(self) -> Path:
+        """The label tables' folder."""
+        return self.data / "labels"
+
+    def label_table(self, task: str) -> Path:
+        """``<data>/labels/<task>.parquet``."""
+        return self.labels / f"{task}.parquet"
+
+    @property
+    def pretrain_sets(self) -> Path:
+        """Prepared pretraining sets' folder."""
+        return self.data / "pretrain"
+
+    def pretrain_set(self, name: str) -> Path:
+        """``<data>/pretrain/<name>``."""
+        return self.pretrain_sets / name
+
+    @property
+    def run_dir(self) -> Path:
+        """The resumable pretraining run (a persistent DVC output)."""
+        return self.data / "checkpoints" / "pretrain"
+
+    @property
+    def embeddings(self) -> Path:
+        """The embeddings' folder."""
+        return self.data / "embeddings"
+
+    def encoder_dir(self, folder: str) -> Path:
+        """``<data>/embeddings/<folder>``; ``folder`` must be a safe name (see ``extraction.store``)."""
+        return self.embeddings / folder
+
+    @property
+    def land_grid_points(self) -> Path:
+        """(M, 2) lon, lat of the land grid that every encoder embeds for the maps."""
+        return self.embeddings / f"{LAND_GRID}.npy"
+
+    @property
+    def params_stamp(self) -> Path:
+        """Written by the check stage; every other stage depends on it."""
+        return self.data / "params.valid"
+
+    # ---- results ---------------------------------------------------------------------------
+    @property
+    def checkpoint(self) -> Path:
+        """The pretrained checkpoint (best validation loss)."""
+        return self.results / "model" / "satclip.ckpt"
+
+    @property
+    def history(self) -> Path:
+        """Per-epoch pretraining history."""
+        return self.results / "plots" / "pretrain_history.csv"
+
+    @property
+    def metrics_dir(self) -> Path:
+        """Tracked metrics' folder."""
+        return self.results / "metrics"
+
+    def metrics(self, stage: str) -> Path:
+        """``<results>/metrics/<stage>.json``."""
+        return self.metrics_dir / f"{stage}.json"
+
+    @property
+    def notebooks(self) -> Path:
+        """Executed stage notebooks and their HTML reports."""
+        return self.results / "notebooks"
+
+    def report(self, stage: str, task: str | None = None) -> Path:
+        """The executed notebook of ``stage`` (``.ipynb``; its HTML report sits beside it)."""
+        stem = STAGE_NOTEBOOKS[stage] + (f"_{task}" if task else "")
+        return self.notebooks / f"{stem}.ipynb"
+
+    @property
+    def tables(self) -> Path:
+        """Joined tables' folder."""
+        return self.results / "tables"
+
+    def task_table(self, task: str) -> Path:
+        """``<results>/tables/tasks/<task>.csv`` (tidy rows of one task)."""
+        return self.tables / "tasks" / f"{task}.csv"
+
+    @property
+    def downstream_csv(self) -> Path:
+        """All tasks' tidy results."""
+        return self.tables / "downstream.csv"
+
+    def predictions(self, task: str) -> Path:
+        """``<results>/predictions/<task>.parquet``."""
+        return self.results / "predictions" / f"{task}.parquet"
+
+    @property
+    def task_figures(self) -> Path:
+        """Per-task figures of the evaluate stage."""
+        return self.results / "figures" / "tasks"
+
+    @property
+    def localization_map(self) -> Path:
+        """File stem of the image-localization map (``.png`` and ``.pdf``)."""
+        return self.results / "figures" / "localization_map"
+
+    @property
+    def summary_figures(self) -> Path:
+        """The figures stage's cross-task figures."""
+        return self.results / "figures" / "summary"
+
+    @property
+    def compare(self) -> Path:
+        """Sweep comparisons written by ``satclip compare``."""
+        return self.results / "compare"
+
+    @property
+    def index_html(self) -> Path:
+        """The results' front page."""
+        return self.results / "index.html"
+
+    @property
+    def readme(self) -> Path:
+        """The generated README of the results folder."""
+        return self.results / "README.md"
+
+    @property
+    def bench(self) -> Path:
+        """Benchmark results (``make bench``)."""
+        return self.results / "bench"
+
+
+def notebook_template(stage: str) -> Path:
+    """The committed notebook template of ``stage``."""
+    return NOTEBOOKS_DIR / f"{STAGE_NOTEBOOKS[stage]}.ipynb"
+
+
+def mirror_of(params: Params) -> str | None:
+    """The local mirror folder: ``paths.mirror`` if set, else ``$SATCLIP_DATA_MIRROR`` (or None)."""
+    return params.paths.mirror or os.environ.get(MIRROR_ENV) or None
+
+
+def inside(path: str | os.PathLike, root: str | os.PathLike) -> bool:
+    """Whether ``path`` resolves (symlinks followed) to ``root`` itself or somewhere below it."""
+    resolved, base = Path(path).resolve(), Path(root).resolve()
+    return resolved == base or base in resolved.parents

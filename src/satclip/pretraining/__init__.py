@@ -1,0 +1,2 @@
+"""Contrastive pretraining: the two-tower model, its loss, augmentations, the Lightning
+module and data, resumable run folders, and the analyses of a trained model."""

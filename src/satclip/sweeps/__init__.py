@@ -1,0 +1,1 @@
+"""Ablations: overlays of ``params.yaml``, sweeps run as DVC experiments, and their comparison."""
