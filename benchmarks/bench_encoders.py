@@ -123,7 +123,7 @@ def bench_group(fns: dict[tuple[str, str], Callable[[], object]], device: torch.
 
 
 def torchgeo_encoder(L: int, dtype: torch.dtype, nnet_state: dict) -> torch.nn.Module:
-    """torchgeo's SatCLIP with our SIREN weights, its SH constants built in ``dtype``."""
+    """Torchgeo's SatCLIP with our SIREN weights, its SH constants built in ``dtype``."""
     from torchgeo.models.satclip import SatCLIP
 
     previous = torch.get_default_dtype()

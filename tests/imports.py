@@ -99,3 +99,43 @@ def compact_deps(files: set[str]) -> list[str]:
         if folder != f"src/{PACKAGE}" and members and members <= files:
             out = {f for f in out if Path(f).parent.as_posix() != folder} | {folder}
     return sorted(out)
+
+
+STAGES = ("check", "download", "pretrain", "extract", "evaluate", "tables", "figures")
+
+
+def expected_src_deps(stage: str) -> list[str]:
+    """The ``src/`` deps dvc.yaml must list for ``stage`` (the import closure, compacted)."""
+    import sys
+
+    sys.path.insert(0, str(SRC))
+    from satclip.paths import notebook_template
+
+    notebook = REPO / notebook_template(stage) if stage != "check" else None
+    return compact_deps(files_of(stage_modules(stage, notebook)))
+
+
+def write_dvc_yaml_deps(path: Path = REPO / "dvc.yaml") -> None:
+    """Rewrite the ``- src/...`` dep lines of every stage in ``dvc.yaml`` (the rest is kept as written)."""
+    import re
+
+    lines, out, stage = path.read_text().splitlines(keepends=True), [], None
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        match = re.match(r"^  ([a-z_]+):\s*$", line)
+        if match:
+            stage = match.group(1)
+        dep = re.match(r"^(\s*)- src/", line)
+        if dep and stage in STAGES:
+            while i < len(lines) and re.match(r"^\s*- src/", lines[i]):
+                i += 1
+            out += [f"{dep.group(1)}- {d}\n" for d in expected_src_deps(stage)]
+            continue
+        out.append(line)
+        i += 1
+    path.write_text("".join(out))
+
+
+if __name__ == "__main__":  # python tests/imports.py: rewrite dvc.yaml's src deps from the imports
+    write_dvc_yaml_deps()

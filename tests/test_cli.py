@@ -4,6 +4,7 @@ import dataclasses
 import importlib.util
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,8 @@ from satclip import cli
 from satclip.embed import read_metadata
 from satclip.encoders.location import LocationEncoder, LocationEncoderConfig
 from satclip.encoders.spherical_harmonics import spherical_harmonics
+
+REPO = Path(__file__).resolve().parents[1]
 
 CITIES = "city,lat,lon\nParis,48.8566,2.3522\nTokyo,35.6762,139.6503\nQuito,-0.1807,-78.4678\n"
 
@@ -134,3 +137,37 @@ def test_subcommands_can_be_registered(monkeypatch, capsys):
     monkeypatch.setitem(cli.SUBCOMMANDS, "hello", register)
     assert cli.main(["hello", "--name", "satclip"]) == 0
     assert capsys.readouterr().out == "hello satclip\n"
+
+
+@pytest.mark.parametrize("command", ["embed", "check", "stage", "overlay", "sweep", "compare", "report"])
+def test_every_subcommand_has_a_working_help(command, capsys):
+    try:
+        code = cli.main([command, "--help"])
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_python_m_config_help_works():
+    from satclip.config import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+
+
+def test_check_refuses_a_misspelled_section_and_writes_no_stamp(tmp_path, capsys):
+    params = tmp_path / "params.yaml"
+    params.write_text((REPO / "params.yaml").read_text() + "evalute:\n  seeds: [0]\n")
+    stamp = tmp_path / "params.valid"
+    assert cli.main(["check", str(params), "--stamp", str(stamp)]) == 1
+    assert "unknown key 'evalute' at the top level; did you mean 'evaluate'?" in capsys.readouterr().err
+    assert not stamp.exists()
+    params.write_text((REPO / "params.yaml").read_text().replace("seeds: [0, 1, 2]", "seeds: abc"))
+    assert cli.main(["check", str(params), "--stamp", str(stamp)]) == 1
+    assert "evaluate.seeds" in capsys.readouterr().err and not stamp.exists()
+    params.write_text((REPO / "params.yaml").read_text())
+    assert cli.main(["check", str(params), "--stamp", str(stamp)]) == 0 and stamp.is_file()
+    first = stamp.read_bytes()
+    assert cli.main(["check", str(params), "--stamp", str(stamp)]) == 0 and stamp.read_bytes() == first

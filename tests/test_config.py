@@ -5,16 +5,9 @@ from __future__ import annotations
 import pytest
 
 from conftest import REPO
-from satclip.config import (
-    ConfigError,
-    Params,
-    flatten,
-    load_params,
-    merge,
-    params_from_namespace,
-    to_dict,
-)
+from satclip.config import ConfigError, Params, load_params, params_from_namespace, to_dict
 from satclip.config import main as check_main
+from satclip.schema import flatten, merge
 from satclip.sweeps.overlay import main as overlay_main
 from satclip.sweeps.overlay import overlay_args
 

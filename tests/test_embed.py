@@ -3,6 +3,8 @@
 import dataclasses
 import hashlib
 import json
+import struct
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -10,8 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from satclip import embed
+from satclip.cli import main
 from satclip.embed import (
     EmbedError,
+    ResolvedEncoder,
     embed_coordinates,
     embed_file,
     find_coordinate_columns,
@@ -171,3 +176,88 @@ def test_bad_arguments(cities, tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(EmbedError, match="CUDA is not available"):
             embed_file("raw", cities, tmp_path / "o.parquet", device="cuda")
+
+
+# ---------------------------------------------------------------------------------------------
+# Corrupt checkpoints, non-finite embeddings, CSV columns whose type changes after the first block
+# ---------------------------------------------------------------------------------------------
+
+
+def corrupt_tensor_bytes(path, n: int = 64) -> None:
+    """Overwrite ``n`` bytes in the middle of the largest tensor of a torch zip checkpoint (size kept)."""
+    with zipfile.ZipFile(path) as archive:
+        info = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    raw = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26: info.header_offset + 30])
+    middle = info.header_offset + 30 + name_len + extra_len + (info.file_size - n) // 2
+    raw[middle: middle + n] = b"\xff" * n  # NaN as float32
+    path.write_bytes(bytes(raw))
+
+
+def write_checkpoint(path, nan: bool = False):
+    torch.manual_seed(0)
+    cfg = LocationEncoderConfig(legendre_polys=5, hidden_dim=16, embed_dim=6)
+    state = {f"model.location.{k}": v.clone() for k, v in LocationEncoder.from_config(cfg).state_dict().items()}
+    if nan:
+        state["model.location.nnet.last_layer.weight"][0, 0] = float("nan")
+    torch.save({"state_dict": state, "hyper_parameters": {"location": dataclasses.asdict(cfg)}}, path)
+    return path
+
+
+@pytest.mark.parametrize("damage", ["corrupt-bytes", "nan-weights"])
+def test_embed_refuses_a_damaged_checkpoint_and_writes_nothing(cities, tmp_path, capsys, damage):
+    ckpt = write_checkpoint(tmp_path / "model.ckpt", nan=damage == "nan-weights")
+    if damage == "corrupt-bytes":
+        size = ckpt.stat().st_size
+        corrupt_tensor_bytes(ckpt)
+        assert ckpt.stat().st_size == size
+    out = tmp_path / "out.parquet"
+    rc = main(["embed", "--encoder", str(ckpt), "--input", str(cities), "--output", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert err.startswith("satclip embed: error: ") and str(ckpt) in err and len(err.strip().splitlines()) == 1
+    assert ("corrupt checkpoint" if damage == "corrupt-bytes" else "non-finite weights") in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cities.csv", "model.ckpt"]  # no output, no temporary
+
+
+class NaNAt(torch.nn.Module):
+    """Raw (lon, lat) except a NaN embedding for points with longitude ``lon``."""
+
+    embedding_dim = 2
+
+    def __init__(self, lon: float) -> None:
+        super().__init__()
+        self.lon = lon
+
+    def forward(self, coords):
+        out = coords.clone()
+        out[coords[:, 0] == self.lon] = float("nan")
+        return out
+
+
+def test_non_finite_embeddings_fail_naming_encoder_and_row_and_leave_no_file(tmp_path):
+    src = tmp_path / "pts.csv"
+    src.write_text("id,lat,lon\n0,1,2\n1,,3\n2,3,4\n3,5,6\n4,7,8\n")
+    out = tmp_path / "out.parquet"
+    encoder = ResolvedEncoder(NaNAt(6.0), 2, {"encoder": "nan-at-6"})
+    # row 1 is dropped (no latitude); the NaN is row 3, in the second batch after a batch was written
+    with pytest.raises(EmbedError, match=r"encoder 'nan-at-6' produced non-finite embeddings .* first at row 3 "
+                                         r"\(lon=6.0, lat=5.0\); nothing was written"):
+        embed_file(encoder, src, out, batch_size=3, drop_invalid=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pts.csv"]
+
+
+def test_csv_column_turning_to_text_after_the_first_block(tmp_path, monkeypatch):
+    monkeypatch.setattr(embed, "CSV_BLOCK_SIZE", 1 << 10)  # a few hundred rows per block instead of 16 MiB
+    n = 3000
+    ids = [str(i) for i in range(n - 100)] + [f"site-{i}" for i in range(100)]  # text from row 2900 on
+    src = tmp_path / "pts.csv"
+    src.write_text("id,count,lat,lon\n" + "".join(f"{v},{i},{i % 90},{i % 180 - 90}\n" for i, v in enumerate(ids)))
+    out = tmp_path / "out.parquet"
+    summary = embed_file("raw", src, out, batch_size=500, progress=False)
+    assert summary.rows_written == n
+    df = pd.read_parquet(out)
+    assert df["id"].tolist() == ids  # every value as written, as text
+    assert df["count"].tolist() == list(range(n)) and df["count"].dtype == np.int64  # a consistent column keeps its type
+    assert df["emb_1"].tolist() == [float(i % 90) for i in range(n)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.parquet", "pts.csv"]

@@ -104,8 +104,13 @@ def _register_stage(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     parser.set_defaults(func=run_from_args)
 
 
+#: subcommands whose arguments ``<module>.main`` parses itself (``--help`` included)
+DELEGATED: dict[str, str] = {}
+
+
 def _delegate(name: str, module: str, help_text: str) -> Registrar:
     """A subcommand that hands its arguments to ``<module>.main`` (which parses them, ``--help`` too)."""
+    DELEGATED[name] = module
 
     def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         parser = subparsers.add_parser(name, help=help_text, add_help=False, description=help_text)
@@ -154,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``satclip`` console script; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in DELEGATED:  # argparse would eat a leading --help of the module's own parser
+        return _run_module(DELEGATED[argv[0]], argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     return int(args.func(args))
 

@@ -66,6 +66,7 @@ BASELINES = ("raw", "direct", "cartesian3d", "wrap", "sh:L", "sh:L:orthonormal")
 METADATA_KEY = b"satclip"
 EMB_PREFIX = "emb_"
 MAX_SHOWN = 5  # offending rows quoted in an error message
+CSV_BLOCK_SIZE = 16 << 20  # bytes of CSV parsed at a time (pyarrow infers column types from the first)
 _SH_SPEC = re.compile(r"^sh:(\d+)(?::(\w+))?$")
 
 
@@ -230,20 +231,43 @@ def _read_columns(path: Path) -> list[str]:
         raise EmbedError(f"cannot read {path}: {err}") from err
 
 
-def _batches(path: Path, coord_cols: tuple[str, str], batch_size: int) -> Iterator[pa.RecordBatch]:
-    """Record batches of at most ``batch_size`` rows (CSV coordinates read as text, parsed later)."""
+class _ColumnTypeChanged(Exception):
+    """A CSV column's values stop fitting the type pyarrow inferred from the first block."""
+
+    def __init__(self, column: str) -> None:
+        super().__init__(column)
+        self.column = column
+
+
+_CONVERSION_ERROR = re.compile(r"In CSV column #(\d+): CSV conversion error")
+
+
+def _batches(path: Path, coord_cols: tuple[str, str], batch_size: int,
+             text_cols: frozenset[str] = frozenset()) -> Iterator[pa.RecordBatch]:
+    """Record batches of at most ``batch_size`` rows.
+
+    CSV: coordinates and ``text_cols`` are read as text (coordinates are parsed later); the other
+    columns get the types pyarrow infers from the first block. A later value that does not fit its
+    column's type raises ``_ColumnTypeChanged`` naming the column (``embed_file`` then starts
+    over with that column as text).
+    """
+    names: list[str] = []
     try:
         if _is_parquet(path):
             yield from pq.ParquetFile(path).iter_batches(batch_size=batch_size)
             return
-        convert = pa_csv.ConvertOptions(column_types={c: pa.string() for c in coord_cols})
-        read = pa_csv.ReadOptions(block_size=16 << 20)
+        convert = pa_csv.ConvertOptions(column_types={c: pa.string() for c in (*coord_cols, *text_cols)})
+        read = pa_csv.ReadOptions(block_size=CSV_BLOCK_SIZE)
         with pa_csv.open_csv(path, read_options=read, parse_options=_csv_options(path),
                              convert_options=convert) as reader:
+            names = list(reader.schema.names)
             for batch in reader:
                 for start in range(0, batch.num_rows, batch_size):
                     yield batch.slice(start, batch_size)
     except (pa.ArrowException, OSError) as err:
+        match = _CONVERSION_ERROR.search(str(err))
+        if match and int(match.group(1)) < len(names) and names[int(match.group(1))] not in text_cols:
+            raise _ColumnTypeChanged(names[int(match.group(1))]) from err
         raise EmbedError(f"cannot read {path}: {err}") from err
 
 
@@ -298,10 +322,11 @@ def _embedding_batch(batch: pa.RecordBatch, emb: np.ndarray) -> pa.RecordBatch:
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``satclip`` metadata record of an ``embed_file`` output (encoder, checkpoint sha256,
-    package version, coordinate columns, rows written and dropped).
+    """The ``satclip`` metadata record of an ``embed_file`` output.
 
-    The same record without the row counts is also in the Arrow schema's metadata.
+    The record holds the encoder, its checkpoint sha256, the package version, the coordinate
+    columns and the rows written and dropped. The same record without the row counts is also in
+    the Arrow schema's metadata.
     """
     raw = (pq.read_metadata(path).metadata or {}).get(METADATA_KEY)
     if raw is None:
@@ -313,6 +338,12 @@ def embed_file(encoder: str | ResolvedEncoder, input_path: str | os.PathLike[str
                *, batch_size: int = 65536, device: str = "cpu", dtype: str = "float32", drop_invalid: bool = False,
                progress: bool | None = None) -> EmbedSummary:
     """Embed every point of a CSV/Parquet file and write a Parquet file (see the module docstring).
+
+    The input columns are copied to the output. Parquet columns keep their types. CSV columns
+    other than the coordinates keep the type pyarrow infers from the first block (16 MiB) when
+    every later value fits it; a column whose later values do not fit (an integer ``id`` that
+    turns to text after row 900k) is passed through as text, all of it: the file is then read
+    again from the start. Every embedding must be finite, else nothing is written.
 
     Args:
         encoder: a ``resolve_encoder`` spec or an already resolved encoder.
@@ -327,7 +358,8 @@ def embed_file(encoder: str | ResolvedEncoder, input_path: str | os.PathLike[str
         progress: show a progress bar (None: only on a terminal).
 
     Raises:
-        EmbedError: bad input (message names the problem and the first offending rows).
+        EmbedError: bad input (message names the problem and the first offending rows), or the
+            encoder produced a NaN or infinite embedding (message names the encoder and the row).
         FileNotFoundError, CheckpointError, DownloadError: the encoder cannot be loaded.
     """
     src, dest = Path(input_path), Path(output_path)
@@ -349,41 +381,66 @@ def embed_file(encoder: str | ResolvedEncoder, input_path: str | os.PathLike[str
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    meta = dict(resolved.metadata, coordinate_columns=list(cols), input=src.name)
+    text_cols: frozenset[str] = frozenset()
+    try:
+        while True:
+            try:
+                with tqdm(total=total, unit="pt", unit_scale=True, desc="embed",
+                          disable=None if progress is None else not progress) as bar:
+                    counts = _write_embeddings(resolved, src, tmp, cols, meta, bar, batch_size=batch_size,
+                                               device=dev, drop_invalid=drop_invalid, text_cols=text_cols)
+                break
+            except _ColumnTypeChanged as changed:  # read everything again, that column as text
+                text_cols |= {changed.column}
+        os.replace(tmp, dest)
+    except pa.ArrowException as err:
+        raise EmbedError(f"cannot process {src}: {err}") from err
+    finally:
+        tmp.unlink(missing_ok=True)
+    return EmbedSummary(dest, *counts, resolved.embedding_dim, meta)
+
+
+def _write_embeddings(resolved: ResolvedEncoder, src: Path, tmp: Path, cols: tuple[str, str], meta: dict[str, Any],
+                      bar: tqdm, *, batch_size: int, device: torch.device, drop_invalid: bool,
+                      text_cols: frozenset[str]) -> tuple[int, int, int]:
+    """One pass of ``embed_file`` over ``src`` into the Parquet file ``tmp``: (read, written, dropped) rows."""
     writer: pq.ParquetWriter | None = None
     rows_read = rows_written = rows_dropped = 0
-    meta = dict(resolved.metadata, coordinate_columns=list(cols), input=src.name)
     try:
-        with tqdm(total=total, unit="pt", unit_scale=True, desc="embed", disable=None if progress is None else not progress) as bar:
-            for batch in _batches(src, cols, batch_size):
-                lon, raw_lon = _parse_coordinate(batch.column(cols[0]))
-                lat, raw_lat = _parse_coordinate(batch.column(cols[1]))
-                bad, reasons = _problems(lon, lat)
-                n_bad = int(bad.sum())
-                if n_bad and not drop_invalid:
-                    raise EmbedError(
-                        f"{src}: {n_bad} invalid coordinate{'s' if n_bad > 1 else ''} among rows {rows_read}-"
-                        f"{rows_read + batch.num_rows - 1} (rows count from 0, header excluded); first offending rows:\n"
-                        f"{_describe(reasons, rows_read, raw_lon, raw_lat, cols)}\n"
-                        f"Fix them, or pass --drop-invalid to skip invalid rows.")
-                for i, name in enumerate(batch.schema.names):  # coordinates as parsed numbers
-                    if name in cols and not pa.types.is_floating(batch.column(i).type):
-                        batch = batch.set_column(i, name, pa.array(lon if name == cols[0] else lat))
-                if n_bad:
-                    keep = ~bad
-                    batch, lon, lat = batch.filter(pa.array(keep)), lon[keep], lat[keep]
-                rows_read += len(bad)
-                rows_dropped += n_bad
-                if batch.num_rows:
-                    emb = embed_coordinates(resolved.module, np.stack([lon, lat], axis=1), batch_size=batch_size, device=dev)
-                    out = _embedding_batch(batch, emb)
-                    if writer is None:  # provenance in the schema; row counts added at the end
-                        schema = out.schema
-                        writer = pq.ParquetWriter(  # dictionary pages only pay off for the input columns
-                            tmp, schema.with_metadata({METADATA_KEY: json.dumps(meta)}),
-                            use_dictionary=list(batch.schema.names))
-                    writer.write_batch(out if out.schema.equals(schema) else out.cast(schema))
-                    rows_written += out.num_rows
-                bar.update(len(bad))
+        for batch in _batches(src, cols, batch_size, text_cols):
+            lon, raw_lon = _parse_coordinate(batch.column(cols[0]))
+            lat, raw_lat = _parse_coordinate(batch.column(cols[1]))
+            bad, reasons = _problems(lon, lat)
+            n_bad = int(bad.sum())
+            if n_bad and not drop_invalid:
+                raise EmbedError(
+                    f"{src}: {n_bad} invalid coordinate{'s' if n_bad > 1 else ''} among rows {rows_read}-"
+                    f"{rows_read + batch.num_rows - 1} (rows count from 0, header excluded); first offending rows:\n"
+                    f"{_describe(reasons, rows_read, raw_lon, raw_lat, cols)}\n"
+                    f"Fix them, or pass --drop-invalid to skip invalid rows.")
+            for i, name in enumerate(batch.schema.names):  # coordinates as parsed numbers
+                if name in cols and not pa.types.is_floating(batch.column(i).type):
+                    batch = batch.set_column(i, name, pa.array(lon if name == cols[0] else lat))
+            rows = rows_read + np.flatnonzero(~bad)  # (n_kept,) input row numbers of the kept rows
+            if n_bad:
+                keep = ~bad
+                batch, lon, lat = batch.filter(pa.array(keep)), lon[keep], lat[keep]
+            rows_read += len(bad)
+            rows_dropped += n_bad
+            if batch.num_rows:
+                emb = embed_coordinates(resolved.module, np.stack([lon, lat], axis=1), batch_size=batch_size,
+                                        device=device)  # (n_kept, d)
+                _check_finite(emb, rows, lon, lat, resolved, cols)
+                out = _embedding_batch(batch, emb)
+                if writer is None:  # provenance in the schema; row counts added at the end
+                    schema = out.schema
+                    writer = pq.ParquetWriter(  # dictionary pages only pay off for the input columns
+                        tmp, schema.with_metadata({METADATA_KEY: json.dumps(meta)}),
+                        use_dictionary=list(batch.schema.names))
+                writer.write_batch(out if out.schema.equals(schema) else out.cast(schema))
+                rows_written += out.num_rows
+            bar.update(len(bad))
         if rows_read == 0:
             raise EmbedError(f"{src}: no rows")
         if writer is None:
@@ -392,11 +449,21 @@ def embed_file(encoder: str | ResolvedEncoder, input_path: str | os.PathLike[str
         writer.add_key_value_metadata({METADATA_KEY: json.dumps(meta)})
         writer.close()
         writer = None
-        os.replace(tmp, dest)
-    except pa.ArrowException as err:
-        raise EmbedError(f"cannot process {src}: {err}") from err
     finally:
         if writer is not None:
             writer.close()
-        tmp.unlink(missing_ok=True)
-    return EmbedSummary(dest, rows_read, rows_written, rows_dropped, resolved.embedding_dim, meta)
+    return rows_read, rows_written, rows_dropped
+
+
+def _check_finite(emb: np.ndarray, rows: np.ndarray, lon: np.ndarray, lat: np.ndarray, resolved: ResolvedEncoder,
+                  cols: tuple[str, str]) -> None:
+    """Raise an EmbedError naming the encoder and the first input row whose embedding is not finite."""
+    finite = np.isfinite(emb).all(axis=1)  # (n,)
+    if finite.all():
+        return
+    bad = np.flatnonzero(~finite)
+    i = int(bad[0])
+    raise EmbedError(
+        f"encoder {resolved.metadata.get('encoder', '?')!r} produced non-finite embeddings (NaN or infinite) for "
+        f"{len(bad)} of {len(finite)} points in this batch; first at row {int(rows[i])} ({cols[0]}={float(lon[i])!r}, "
+        f"{cols[1]}={float(lat[i])!r}); nothing was written")

@@ -97,3 +97,14 @@ def test_corrupt_cached_file_is_replaced(file_server, tmp_path):
     dest.write_bytes(b"garbage")
     download(f"{file_server.url}/f.bin", dest, SHA, progress=False)
     assert dest.read_bytes() == BODY
+
+
+def test_a_part_file_without_a_known_hash_is_not_resumed(file_server, tmp_path, caplog):
+    """No sha256 given or advertised: a leftover .part (stale, foreign) is discarded, not resumed."""
+    file_server.files["/f.bin"] = BODY
+    (tmp_path / "f.bin.part").write_bytes(b"junk from another file" * 100)
+    with caplog.at_level("WARNING"):
+        dest = download(f"{file_server.url}/f.bin", tmp_path / "f.bin", None, progress=False)
+    assert dest.read_bytes() == BODY
+    assert [r for r in file_server.requests if r[0] == "/f.bin"][-1] == ("/f.bin", None)  # no Range
+    assert "cannot be checked; starting over" in caplog.text

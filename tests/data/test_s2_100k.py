@@ -416,3 +416,33 @@ def test_bad_index_is_named(tmp_path: Path, text: str, error: type[Exception], m
     (tmp_path / "index.csv").write_text(text)
     with pytest.raises(error):
         S2Dataset(tmp_path)
+
+
+def _damage_pixels(path: Path) -> None:
+    """Overwrite the compressed pixel data of band 1 (header intact, size unchanged)."""
+    with rasterio.open(path) as src:
+        offset = int(src.get_tag_item("BLOCK_OFFSET_0_0", "TIFF", bidx=1))
+        length = int(src.get_tag_item("BLOCK_SIZE_0_0", "TIFF", bidx=1))
+    data = bytearray(path.read_bytes())
+    data[offset:offset + length] = np.random.default_rng(0).integers(0, 256, length, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+
+
+def test_a_file_that_fails_only_when_its_pixels_are_read_is_skipped(tmp_path: Path) -> None:
+    make_layout(tmp_path)
+    bad = tmp_path / "images" / "patch_1.tif"
+    _damage_pixels(bad)
+    assert s2_100k.check_patch(bad) is None  # the header looks fine: only decoding finds it
+    with pytest.raises(S2DataError, match="patch_1.tif"):
+        S2Dataset(tmp_path)[5]  # "fail": named at read time
+    ds = S2Dataset(tmp_path, on_corrupt="skip")
+    assert ds.fns == ["patch_0.tif"] and "patch_1.tif" in dict(ds.skipped)
+    assert ds[0]["image"].shape[0] == 13
+
+
+def test_nothing_left_after_skipping_is_an_error(tmp_path: Path) -> None:
+    make_layout(tmp_path)
+    for n in range(2):
+        _damage_pixels(tmp_path / "images" / f"patch_{n}.tif")
+    with pytest.raises(S2DataError, match="no usable patch left after skipping 6 of 6 files"):
+        S2Dataset(tmp_path, on_corrupt="skip")

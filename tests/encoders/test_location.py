@@ -119,3 +119,16 @@ def test_reentrant_calls_do_not_share_the_buffer():
         outer.posenc.register_forward_hook(hook)
         torch.testing.assert_close(outer(pts), expected, rtol=0, atol=0)
         torch.testing.assert_close(results[0], inner(other), rtol=0, atol=0)
+
+
+def test_workspace_made_under_inference_mode_is_not_reused_outside_it():
+    """The extract stage embeds under inference_mode, the reports under no_grad, in one process."""
+    torch.manual_seed(0)
+    enc = LocationEncoder.from_config(LocationEncoderConfig(legendre_polys=5, hidden_dim=8, embed_dim=4)).eval()
+    pts = points(50, seed=3)
+    with torch.inference_mode():
+        first = enc(pts).clone()
+    with torch.no_grad():
+        torch.testing.assert_close(enc(pts), first, rtol=0, atol=0)
+    with torch.inference_mode():
+        torch.testing.assert_close(enc(pts), first, rtol=0, atol=0)

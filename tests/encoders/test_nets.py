@@ -11,7 +11,7 @@ from satclip.encoders.nets import MLP, FCNet, Siren, build_network
 
 @pytest.mark.parametrize(("L", "params"), [(10, 445_696), (40, 1_213_696)])
 def test_siren_has_the_released_parameter_count(L, params):
-    # SATCLIP_FACTS.md: 445,696 parameters at L = 10, 1,213,696 at L = 40 (2 x 512, 256 out)
+    # the released models (Hugging Face microsoft/SatCLIP-*-L10 / -L40 checkpoints): 445,696 parameters at L = 10, 1,213,696 at L = 40 (2 x 512, 256 out)
     net = Siren(L * L, 512, 256, 2)
     assert sum(p.numel() for p in net.parameters()) == params
 

@@ -7,11 +7,14 @@ import http.server
 import importlib
 import importlib.util
 import math
+import re
+import struct
 import subprocess
 import sys
 import threading
 import types
 import warnings
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -30,7 +33,7 @@ from satclip.encoders.pretrained import (
 )
 
 # hyper_parameters of a released checkpoint: SatCLIPLightningModule's arguments plus the extra
-# keys the released files carry (SATCLIP_FACTS.md; microsoft/satclip main.py)
+# keys the released files carry (``satclip/main.py`` of microsoft/satclip@1ead106)
 OFFICIAL_HPARAMS = dict(embed_dim=256, image_resolution=224, vision_layers="moco_resnet18", vision_width=768,
                         vision_patch_size=32, in_channels=13, le_type="sphericalharmonics", pe_type="siren",
                         frequency_num=16, max_radius=0.01, min_radius=1e-5, legendre_polys=10,
@@ -46,7 +49,7 @@ def lonlat(n: int, seed: int = 0, max_lat: float = 89.95) -> torch.Tensor:
 
 
 def torchgeo_satclip(L: int, seed: int):
-    """torchgeo's SatCLIP location encoder with random float64 weights (float64 SH constants)."""
+    """Torchgeo's SatCLIP location encoder with random float64 weights (float64 SH constants)."""
     from torchgeo.models.satclip import SatCLIP
 
     previous = torch.get_default_dtype()
@@ -266,3 +269,98 @@ def test_geoclip_missing_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(pretrained.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match="pip install --no-deps geoclip"):
         load_geoclip()
+
+
+# ---------------------------------------------------------------------------------------------
+# Corrupt and non-finite checkpoints
+# ---------------------------------------------------------------------------------------------
+
+
+def corrupt_tensor_bytes(path: Path, n: int = 64) -> str:
+    """Overwrite ``n`` bytes in the middle of the largest tensor stored in a torch zip checkpoint.
+
+    The size stays the same and torch.load still succeeds; only the member's CRC no longer
+    matches. 0xff bytes are NaN as float32 and float64. Returns the member's name.
+    """
+    with zipfile.ZipFile(path) as archive:
+        info = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    raw = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26: info.header_offset + 30])
+    start = info.header_offset + 30 + name_len + extra_len  # the member's data (stored, not compressed)
+    assert info.compress_type == zipfile.ZIP_STORED and info.file_size >= n
+    middle = start + (info.file_size - n) // 2
+    raw[middle: middle + n] = b"\xff" * n
+    path.write_bytes(bytes(raw))
+    return info.filename
+
+
+def write_ours(path: Path, nan_key: str | None = None) -> Path:
+    """A checkpoint in this project's layout; ``nan_key``: that weight holds a NaN (saved validly)."""
+    torch.manual_seed(0)
+    cfg = LocationEncoderConfig(legendre_polys=5, hidden_dim=16, embed_dim=6)
+    state = {f"model.location.{k}": v.clone() for k, v in LocationEncoder.from_config(cfg).state_dict().items()}
+    if nan_key is not None:
+        state[nan_key].view(-1)[3] = float("nan")
+    torch.save({"state_dict": state, "hyper_parameters": {"location": dataclasses.asdict(cfg)}}, path)
+    return path
+
+
+def test_corrupt_checkpoint_is_refused_naming_the_file(tmp_path):
+    ours = write_ours(tmp_path / "ours.ckpt")
+    pretrained.verify_checkpoint_file(ours)  # intact: passes
+    size = ours.stat().st_size
+    member = corrupt_tensor_bytes(ours)
+    assert ours.stat().st_size == size
+    torch.load(ours, map_location="cpu", weights_only=True)  # torch itself does not notice
+    for load in (load_location_encoder, read_location_checkpoint, pretrained.verify_checkpoint_file):
+        with pytest.raises(CheckpointError, match=rf"{re.escape(str(ours))}: corrupt checkpoint.*{member}.*CRC"):
+            load(ours)
+    torch.manual_seed(0)
+    enc = LocationEncoder.from_config(LocationEncoderConfig(legendre_polys=4, hidden_dim=16, embed_dim=8))
+    official = write_official(tmp_path / "official.ckpt", enc.nnet.state_dict(),
+                              {**OFFICIAL_HPARAMS, "legendre_polys": 4, "capacity": 16, "embed_dim": 8})
+    corrupt_tensor_bytes(official)
+    with pytest.raises(CheckpointError, match="official.ckpt: corrupt checkpoint"):
+        load_location_encoder(official)
+    geoclip_like = tmp_path / "geoclip.pth"  # GeoCLIP weights are read through the same loader
+    torch.save({"LocEnc0.head.0.weight": torch.randn(64, 32)}, geoclip_like)
+    corrupt_tensor_bytes(geoclip_like)
+    with pytest.raises(CheckpointError, match="geoclip.pth: corrupt checkpoint"):
+        load_geoclip(weights=geoclip_like)
+
+
+def test_truncated_and_legacy_checkpoints_are_clear_errors(tmp_path):
+    ours = write_ours(tmp_path / "ours.ckpt")
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(ours.read_bytes()[: ours.stat().st_size // 2])
+    legacy = tmp_path / "legacy.pt"
+    torch.save({"state_dict": {}}, legacy, _use_new_zipfile_serialization=False)
+    for path in (truncated, legacy):
+        with pytest.raises(CheckpointError, match=rf"{path.name}: not a readable PyTorch checkpoint \(not a zip"):
+            load_location_encoder(path)
+
+
+def test_non_finite_weights_are_refused(tmp_path):
+    path = write_ours(tmp_path / "nan.ckpt", nan_key="model.location.nnet.layers.0.weight")
+    with pytest.raises(CheckpointError, match=r"nan.ckpt: non-finite weights .* nnet.layers.0.weight"):
+        load_location_encoder(path)
+    with pytest.raises(CheckpointError, match="non-finite weights"):
+        read_location_checkpoint(path)
+    geoclip_like = tmp_path / "geoclip.pth"
+    torch.save({"LocEnc0.head.0.weight": torch.tensor([1.0, float("inf")])}, geoclip_like)
+    with pytest.raises(CheckpointError, match="geoclip.pth: non-finite weights .* LocEnc0.head.0.weight"):
+        load_geoclip(weights=geoclip_like)
+
+
+def test_missing_and_unexpected_keys_name_the_file(tmp_path):
+    cfg = LocationEncoderConfig(legendre_polys=5, hidden_dim=16, embed_dim=6)
+    state = {f"model.location.{k}": v for k, v in LocationEncoder.from_config(cfg).state_dict().items()}
+    missing = dict(state)
+    del missing["model.location.nnet.last_layer.weight"]
+    extra = {**state, "model.location.nnet.spare.weight": torch.zeros(2)}
+    for name, weights, match in (("missing.ckpt", missing, "missing nnet.last_layer.weight"),
+                                 ("extra.ckpt", extra, "unexpected nnet.spare.weight")):
+        torch.save({"state_dict": weights, "hyper_parameters": {"location": dataclasses.asdict(cfg)}},
+                   tmp_path / name)
+        with pytest.raises(CheckpointError, match=rf"{name}: architecture mismatch.*{match}"):
+            load_location_encoder(tmp_path / name)

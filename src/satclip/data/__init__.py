@@ -1,0 +1,1 @@
+"""Data: downloads, label tables, pretraining sets and point sampling."""

@@ -52,7 +52,8 @@ def cut_patches(mosaic: np.ndarray, lon: np.ndarray, lat: np.ndarray, patch_px: 
 
     Args:
         mosaic: (H, W, 3) uint8, rows from 90 N to 90 S, columns from 180 W to 180 E.
-        lon, lat: (N,) degrees.
+        lon: (N,) longitudes of the patch centres in degrees.
+        lat: (N,) latitudes of the patch centres in degrees.
         patch_px: side of the square patch in pixels.
 
     Returns:

@@ -175,6 +175,9 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, *,
         progress: show a progress bar.
         timeout: socket timeout in seconds.
         retries: extra attempts after a lost connection, each resuming the ``.part`` file.
+            A ``.part`` left by an earlier call is resumed only when a sha256 is known (given, or
+            advertised by the server), so the finished file can be checked; otherwise it is
+            discarded and the transfer starts from byte 0.
 
     Returns:
         ``dest`` as a Path.
@@ -194,6 +197,10 @@ def download(url: str, dest: str | os.PathLike, sha256: str | None = None, *,
         return _copy_from_mirror(root / mirror_relpath, dest, sha256)
     expected = sha256 or advertised_sha256(url, timeout)
     part = dest.with_name(dest.name + ".part")
+    if expected is None and part.exists():  # nothing could tell a stale or foreign .part from ours
+        log.warning("%s: no sha256 known for %s, so the partial file cannot be checked; starting over",
+                    part, url)
+        part.unlink()
     for attempt in range(retries + 1):
         try:
             advertised = _http_fetch(url, part, progress, timeout)

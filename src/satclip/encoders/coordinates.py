@@ -30,6 +30,7 @@ class PositionalEncoding(nn.Module):
     embedding_dim: int
 
     def extra_repr(self) -> str:
+        """The ``repr`` line of the module: ``embedding_dim=D``."""
         return f"embedding_dim={self.embedding_dim}"
 
 
@@ -57,6 +58,7 @@ class Direct(PositionalEncoding):
     embedding_dim = 2
 
     def forward(self, coords: Tensor) -> Tensor:
+        """(N, 2) (lon, lat) degrees -> (N, 2) [lon, lat] radians."""
         lon, lat = lonlat_radians(coords)
         return torch.stack([lon, lat], dim=1)
 
@@ -67,6 +69,7 @@ class Cartesian3D(PositionalEncoding):
     embedding_dim = 3
 
     def forward(self, coords: Tensor) -> Tensor:
+        """(N, 2) (lon, lat) degrees -> (N, 3) [cos lat cos lon, cos lat sin lon, sin lat]."""
         lon, lat = lonlat_radians(coords)
         return torch.stack([torch.cos(lat) * torch.cos(lon), torch.cos(lat) * torch.sin(lon), torch.sin(lat)], dim=1)
 
@@ -77,6 +80,7 @@ class Wrap(PositionalEncoding):
     embedding_dim = 4
 
     def forward(self, coords: Tensor) -> Tensor:
+        """(N, 2) (lon, lat) degrees -> (N, 4) [cos lon, sin lon, cos lat, sin lat]."""
         lon, lat = lonlat_radians(coords)
         return torch.stack([torch.cos(lon), torch.sin(lon), torch.cos(lat), torch.sin(lat)], dim=1)
 
@@ -123,10 +127,11 @@ class _MultiScale(PositionalEncoding):
         return lon[:, None], lat[:, None], lon[:, None] * inv, lat[:, None] * inv
 
     def _flatten(self, feats: list[Tensor]) -> Tensor:
-        """list of k (N, S) tensors -> (N, S * k), grouped by scale: [scale 0: k features, ...]."""
+        """List of k (N, S) tensors -> (N, S * k), grouped by scale: [scale 0: k features, ...]."""
         return torch.stack(feats, dim=2).flatten(1)
 
     def extra_repr(self) -> str:
+        """The ``repr`` line of the module: frequency_num, min_radius, max_radius, embedding_dim."""
         return (f"frequency_num={self.frequency_num}, min_radius={self.min_radius}, "
                 f"max_radius={self.max_radius}, embedding_dim={self.embedding_dim}")
 
@@ -137,6 +142,7 @@ class Grid(_MultiScale):
     features_per_scale = 4
 
     def forward(self, coords: Tensor) -> Tensor:
+        """(N, 2) (lon, lat) degrees -> (N, 4 S) [sin lon_s, cos lon_s, sin lat_s, cos lat_s] per scale."""
         _, _, lon_s, lat_s = self._scaled(coords)
         return self._flatten([torch.sin(lon_s), torch.cos(lon_s), torch.sin(lat_s), torch.cos(lat_s)])
 
@@ -150,6 +156,7 @@ class Theory(_MultiScale):
     features_per_scale = 6
 
     def forward(self, coords: Tensor) -> Tensor:
+        """(N, 2) (lon, lat) degrees -> (N, 6 S) [sin a_k, cos a_k for k = 1, 2, 3] per scale."""
         lon, lat, _, _ = self._scaled(coords)
         inv = self.inv_scales.to(device=lon.device, dtype=lon.dtype)
         half_sqrt3 = math.sqrt(3.0) / 2.0  # the unit vectors (1, 0), (-1/2, +-sqrt(3)/2)
@@ -167,6 +174,7 @@ class SphereC(_MultiScale):
     features_per_scale = 3
 
     def forward(self, coords: Tensor) -> Tensor:
+        """(N, 2) (lon, lat) degrees -> (N, 3 S) [sin lat_s, cos lat_s cos lon_s, cos lat_s sin lon_s] per scale."""
         _, _, lon_s, lat_s = self._scaled(coords)
         cos_lat = torch.cos(lat_s)
         return self._flatten([torch.sin(lat_s), cos_lat * torch.cos(lon_s), cos_lat * torch.sin(lon_s)])
@@ -181,6 +189,7 @@ class SphereCPlus(_MultiScale):
     features_per_scale = 6
 
     def forward(self, coords: Tensor) -> Tensor:
+        """(N, 2) (lon, lat) degrees -> (N, 6 S) sphereC+ features, 6 per scale (see the class)."""
         _, _, lon_s, lat_s = self._scaled(coords)
         sin_lat, cos_lat, sin_lon, cos_lon = torch.sin(lat_s), torch.cos(lat_s), torch.sin(lon_s), torch.cos(lon_s)
         return self._flatten([sin_lat, cos_lat, sin_lon, cos_lon, cos_lat * cos_lon, cos_lat * sin_lon])
@@ -195,6 +204,7 @@ class SphereM(_MultiScale):
     features_per_scale = 5
 
     def forward(self, coords: Tensor) -> Tensor:
+        """(N, 2) (lon, lat) degrees -> (N, 5 S) sphereM features, 5 per scale (see the class)."""
         lon, lat, lon_s, lat_s = self._scaled(coords)
         cos_lat_s, cos_lat = torch.cos(lat_s), torch.cos(lat)
         return self._flatten([torch.sin(lat_s), cos_lat_s * torch.cos(lon), cos_lat * torch.cos(lon_s),
@@ -211,6 +221,7 @@ class SphereMPlus(_MultiScale):
     features_per_scale = 8
 
     def forward(self, coords: Tensor) -> Tensor:
+        """(N, 2) (lon, lat) degrees -> (N, 8 S) sphereM+ features, 8 per scale (see the class)."""
         lon, lat, lon_s, lat_s = self._scaled(coords)
         sin_lat_s, cos_lat_s, sin_lon_s, cos_lon_s = torch.sin(lat_s), torch.cos(lat_s), torch.sin(lon_s), torch.cos(lon_s)
         cos_lat = torch.cos(lat)

@@ -85,8 +85,11 @@ def _fill_slice(fill: Callable[..., None], out: Tensor, *args: object) -> None:
 
 def parallel_over_points(fill: Callable[..., None], out: Tensor, x: Tensor, s: Tensor, phi: Tensor,
                          *rest: object) -> None:
-    """Run ``fill(out, x, s, phi, *rest)`` with the points (last axis of ``out``, the (n,) inputs)
-    split across ``torch.get_num_threads()`` pool workers on the CPU; directly elsewhere."""
+    """Run ``fill(out, x, s, phi, *rest)``, on the CPU split over the points across pool workers.
+
+    The points (last axis of ``out``, the (n,) inputs) are split across
+    ``torch.get_num_threads()`` pool workers on the CPU; elsewhere ``fill`` runs directly.
+    """
     n, threads = x.shape[0], torch.get_num_threads()
     if out.device.type != "cpu" or threads < 2 or n == 0:
         fill(out, x, s, phi, *rest)
@@ -121,7 +124,9 @@ def workspace_buffer(numel: int, dtype: torch.dtype, device: torch.device) -> Te
     if device.type != "cpu" or getattr(_workspace, "busy", False):  # GPUs cache memory anyway;
         return None  # re-entered (e.g. from a hook): a fresh buffer
     buffer = getattr(_workspace, "buffer", None)
-    if buffer is None or buffer.numel() < numel or buffer.dtype != dtype or buffer.device != device:
+    # a buffer made under inference_mode cannot be written outside it (and the reverse is wasteful)
+    stale_mode = buffer is not None and buffer.is_inference() != torch.is_inference_mode_enabled()
+    if buffer is None or stale_mode or buffer.numel() < numel or buffer.dtype != dtype or buffer.device != device:
         _workspace.buffer = None  # free the old one first
         buffer = _workspace.buffer = empty_features((numel,), dtype, device)
     return buffer[:numel]

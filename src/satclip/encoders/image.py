@@ -3,7 +3,8 @@
 An ``ImageEncoder`` is a backbone producing pre-head features plus a trainable linear head to
 the shared embedding size. A frozen backbone has no trainable parameters and stays in eval
 mode even when the module is put in train mode, so BatchNorm statistics do not drift (the
-original leaves "frozen" ResNets in train mode: SATCLIP_FACTS.md).
+original leaves "frozen" ResNets in train mode: ``satclip/model.py`` of
+microsoft/satclip@1ead106, see docs/sources.md).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 from torch import nn
 
 # Backbones from torchgeo by name; the SatCLIP weights are SSL4EO-S12 MoCo, 13 bands
-# (SATCLIP_FACTS.md, "Image encoder and training").
+# (Klemmer et al., AAAI 2025, Section 3; torchgeo ``ResNet18_Weights.SENTINEL2_ALL_MOCO`` etc.).
 TORCHGEO_BACKBONES = ("resnet18", "resnet50", "vit_small_patch16_224")
 BACKBONES = ("small_cnn", *TORCHGEO_BACKBONES)
 

@@ -17,7 +17,8 @@ from torch import Tensor, nn
 
 __all__ = ["SirenLayer", "Siren", "MLP", "FCNet", "NETWORKS", "build_network"]
 
-# SIREN constants (Sitzmann et al., NeurIPS 2020; the released SatCLIP models, SATCLIP_FACTS.md):
+# SIREN constants (Sitzmann et al., NeurIPS 2020; the released SatCLIP models,
+# ``satclip/location_encoder.py`` of microsoft/satclip@1ead106):
 W0_INITIAL = 30.0  # frequency of the first layer
 W0 = 1.0  # frequency of the later layers
 SIREN_C = 6.0  # init U(-sqrt(c / d_in) / w0, +sqrt(c / d_in) / w0) for all but the first layer
@@ -52,6 +53,7 @@ class SirenLayer(nn.Module):
         self.bias = nn.Parameter(torch.empty(dim_out).uniform_(-bound, bound))
 
     def forward(self, x: Tensor) -> Tensor:
+        """(N, dim_in) -> (N, dim_out) ``sin(w0 * dropout(x W^T + b))``; no sine if not ``activation``."""
         out = F.linear(x, self.weight, self.bias)  # (N, dim_out)
         if self.dropout > 0.0 and self.training:
             out = F.dropout(out, self.dropout, training=True)
@@ -62,6 +64,7 @@ class SirenLayer(nn.Module):
         return out.mul_(self.w0).sin_()  # inference: no extra (N, dim_out) buffers
 
     def extra_repr(self) -> str:
+        """The ``repr`` line of the layer: dim_in, dim_out, w0, dropout, activation."""
         return (f"dim_in={self.weight.shape[1]}, dim_out={self.weight.shape[0]}, w0={self.w0}, "
                 f"dropout={self.dropout}, activation={self.activation}")
 

@@ -14,6 +14,11 @@
 - ``geoclip``: the GeoCLIP location encoder (Vivanco et al., NeurIPS 2023) with the weights
   shipped in the ``geoclip`` wheel, read without importing that package (it pulls
   ``transformers``). GeoCLIP takes (lat, lon); the swap happens inside ``GeoCLIPLocationEncoder``.
+
+Every file is verified before its weights are used (``verify_checkpoint_file``: an intact zip
+archive, every member's CRC; torch.load checks none), the weights must fit the architecture
+(no missing, unexpected or misshapen tensor) and be finite; anything else is a ``CheckpointError``
+naming the file.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import os
 import pickle
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +50,7 @@ __all__ = [
     "official_checkpoint_url",
     "fetch_official_checkpoint",
     "resolve_checkpoint",
+    "verify_checkpoint_file",
     "read_location_checkpoint",
     "load_location_encoder",
     "GeoCLIPLocationEncoder",
@@ -95,7 +102,7 @@ OFFICIAL_CHECKPOINTS: dict[str, OfficialCheckpoint] = {
     )
 }
 
-#: Location encoder of all six released models (SATCLIP_FACTS.md): SH (satclip convention),
+#: Location encoder of all six released models (docs/sources.md): SH (satclip convention),
 #: SIREN 2 x 512 with dropout 0.5, 256-d output.
 RELEASED_ARCHITECTURE: dict[str, Any] = dict(encoding="sh", sh_convention="satclip", network="siren",
                                              hidden_dim=512, num_hidden_layers=2, dropout=0.5, embed_dim=256)
@@ -160,7 +167,42 @@ def resolve_checkpoint(path_or_name: str | os.PathLike[str], *, progress: bool =
 # ---------------------------------------------------------------------------------------------
 
 
+def verify_checkpoint_file(path: str | os.PathLike[str]) -> None:
+    """Check that a checkpoint is an intact zip archive (what ``torch.save`` writes), CRCs included.
+
+    ``torch.load`` checks no CRC: a file of the right size with damaged bytes inside a tensor
+    loads and its weights become garbage (NaN embeddings). This reads every member once.
+
+    Raises:
+        CheckpointError: not a zip archive (truncated, a legacy ``torch.save`` file or another
+            format), unreadable, or a member failing its CRC check; the message names the file.
+    """
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()  # name of the first member whose CRC does not match, or None
+    except zipfile.BadZipFile as err:
+        raise CheckpointError(
+            f"{path}: not a readable PyTorch checkpoint (not a zip archive: truncated, a legacy torch.save "
+            f"file or another format; re-save a legacy file with a current torch.save) ({err})") from err
+    except (OSError, EOFError, zlib.error, NotImplementedError) as err:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from err
+    if bad is not None:
+        raise CheckpointError(f"{path}: corrupt checkpoint: archive member {bad!r} fails its CRC check (the file "
+                              f"was damaged after it was written; copy or download it again)")
+
+
+def _check_finite(weights: dict[str, Any], path: Path) -> None:
+    """Raise a CheckpointError naming the floating-point tensors that hold NaN or infinity."""
+    bad = [k for k, v in weights.items() if isinstance(v, Tensor) and v.is_floating_point()
+           and not bool(torch.isfinite(v).all())]
+    if bad:
+        shown = ", ".join(bad[:3]) + (f", ... ({len(bad)} tensors)" if len(bad) > 3 else "")
+        raise CheckpointError(f"{path}: non-finite weights (NaN or infinite values) in {shown}")
+
+
 def _torch_load(path: Path, weights_only: bool) -> Any:
+    verify_checkpoint_file(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=weights_only)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
@@ -239,10 +281,15 @@ def read_location_checkpoint(path: str | os.PathLike[str], *, weights_only: bool
     Returns:
         (config, state dict with keys of ``LocationEncoder.state_dict()``, layout) where layout
         is ``"satclip-project"`` (ours), ``"official"`` or ``"weights-only"`` (shapes inferred).
+
+    Raises:
+        CheckpointError: a corrupt or unreadable file (see ``verify_checkpoint_file``), no
+            location weights, non-finite weights or invalid hyper_parameters.
     """
     path = Path(path)
     obj = _torch_load(path, weights_only)
     weights = _location_weights(obj, path)
+    _check_finite(weights, path)
     hp = obj.get("hyper_parameters") if isinstance(obj, dict) else None
     if isinstance(hp, dict) and isinstance(hp.get("location"), dict):
         try:
@@ -313,7 +360,10 @@ def load_location_encoder(path_or_name: str | os.PathLike[str], *, dtype: str | 
     config = dataclasses.replace(config, dtype=str(target).removeprefix("torch."))
     encoder = LocationEncoder.from_config(config)
     _check_shapes(encoder, weights, config, path)
-    encoder.load_state_dict({k: v.to(target) for k, v in weights.items()}, strict=True)
+    try:
+        encoder.load_state_dict({k: v.to(target) for k, v in weights.items()}, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not fit the architecture ({err})") from err
     return encoder.to(device).eval()
 
 
@@ -373,9 +423,11 @@ class GeoCLIPLocationEncoder(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
+        """The weights' dtype (inputs are cast to it)."""
         return self.branches[0].head.weight.dtype
 
     def forward(self, coords: Tensor) -> Tensor:
+        """(N, 2) (lon, lat) degrees -> (N, 512) embeddings."""
         coords = coords.to(self.dtype)
         v = equal_earth(coords[:, 0], coords[:, 1])  # (N, 2) projected (x, y)
         out = self.branches[0](v)
@@ -404,10 +456,10 @@ def geoclip_weights_path() -> Path:
 _GEOCLIP_KEY = re.compile(r"^LocEnc(\d+)\.(capsule\.0\.b|capsule\.(\d)\.(weight|bias)|head\.0\.(weight|bias))$")
 
 
-def _geoclip_key(key: str) -> str:
+def _geoclip_key(key: str, path: Path) -> str:
     match = _GEOCLIP_KEY.match(key)
     if match is None:
-        raise CheckpointError(f"unexpected key {key!r} in the GeoCLIP weights")
+        raise CheckpointError(f"{path}: unexpected key {key!r} in the GeoCLIP weights")
     branch, part, layer, p1, p2 = match.groups()
     if part == "capsule.0.b":
         return f"branches.{branch}.rff"
@@ -418,13 +470,20 @@ def _geoclip_key(key: str) -> str:
 
 def load_geoclip(*, dtype: str | torch.dtype | None = "float32", device: str | torch.device = "cpu",
                  weights: str | os.PathLike[str] | None = None) -> GeoCLIPLocationEncoder:
-    """GeoCLIP's pretrained location encoder (eval mode), weights from the geoclip wheel or ``weights``."""
+    """GeoCLIP's pretrained location encoder (eval mode), weights from the geoclip wheel or ``weights``.
+
+    Raises:
+        FileNotFoundError: geoclip is not installed and ``weights`` is not given.
+        CheckpointError: a corrupt or unreadable weights file, unexpected or misshapen tensors,
+            or non-finite weights.
+    """
     path = Path(weights) if weights is not None else geoclip_weights_path()
     state = _torch_load(path, weights_only=True)
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: expected a state dict")
+    _check_finite(state, path)
     model = GeoCLIPLocationEncoder()
-    mapped = {_geoclip_key(k): v for k, v in state.items()}
+    mapped = {_geoclip_key(k, path): v for k, v in state.items()}
     try:
         model.load_state_dict(mapped, strict=True)
     except RuntimeError as err:

@@ -70,12 +70,12 @@ def _sh_tables(legendre_polys: int, dtype: torch.dtype, device: torch.device) ->
 
 
 def _sh_angles(coords: Tensor, convention: str) -> tuple[Tensor, Tensor, Tensor, float]:
-    """x = cos(theta), s = sin(theta) >= 0, phi (all (N,)) and the m = 0 factor of a convention."""
+    """X = cos(theta), s = sin(theta) >= 0, phi (all (N,)) and the m = 0 factor of a convention."""
     lon, lat = lonlat_radians(coords)
     s = torch.cos(lat).clamp_(min=0.0)  # sin(theta) for both conventions; >= 0 at the poles
     if convention == "satclip":
         # theta = lat + 90 deg measured from the south pole, so cos(theta) = -sin(lat);
-        # phi = lon + 180 deg; the m = 0 columns carry a factor pi (SATCLIP_FACTS.md).
+        # phi = lon + 180 deg; the m = 0 columns carry a factor pi (docs/encoders.md).
         return -torch.sin(lat), s, lon + math.pi, math.pi
     if convention == "orthonormal":
         return torch.sin(lat), s, lon, 1.0
@@ -191,4 +191,5 @@ class SphericalHarmonics(PositionalEncoding):
         return spherical_harmonics(coords, self.legendre_polys, self.convention, out=out)
 
     def extra_repr(self) -> str:
+        """The ``repr`` line of the module: legendre_polys, convention."""
         return f"legendre_polys={self.legendre_polys}, convention={self.convention!r}"

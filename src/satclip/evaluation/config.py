@@ -125,7 +125,7 @@ class EvaluateConfig:
     # cap on training points per fit (random subsample; null = all)
     max_train_points: int | None = None
     # torch / xgboost / BLAS threads of each worker (1 was 4x faster than 2 on a shared 2-core
-    # machine: DESIGN.md)
+    # machine; docs/sources.md, "Measured here")
     threads: int = 1
     # threads that fit (encoder, seed) jobs in parallel (torch and numpy release the GIL; results
     # are identical for any number)

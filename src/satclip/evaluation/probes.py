@@ -7,7 +7,7 @@ standardized on the training split); classification labels may be of any dtype (
 - ``MLPProbe``: the paper's choice, a small MLP (torch, CPU, deterministic under a seed);
   hyper-parameters chosen from a small grid on the validation loss; early stopping.
 - ``XGBoostProbe``: ``hist`` gradient-boosted trees, small grid, early stopping on validation.
-- ``LinearProbe``: the protocol of RANGE's re-evaluation (CVPR 2025, Table 2; SATCLIP_FACTS.md):
+- ``LinearProbe``: the protocol of RANGE's re-evaluation (Dhakal et al., CVPR 2025, Table 2):
   MinMax-scaled embeddings, ``RidgeCV`` / ``RidgeClassifierCV`` (efficient leave-one-out over the
   alpha grid), fit on train + validation, so its numbers can be placed beside theirs. ``ridge_loo``
   computes that estimator from one (d, d) eigendecomposition (tested equal to scikit-learn's).

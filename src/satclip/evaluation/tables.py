@@ -234,7 +234,7 @@ def latex_table(df: pd.DataFrame, probe: str, split: str,
 
 
 def latex_tables(df: pd.DataFrame, primary: Mapping[str, str] = PRIMARY_METRIC) -> str:
-    """Every (probe, split) table of ``df`` in LaTeX (needs ``\\usepackage{booktabs}``)."""
+    r"""Every (probe, split) table of ``df`` in LaTeX (needs ``\usepackage{booktabs}``)."""
     return "\n\n".join(latex_table(df, p, s, primary) for p, s in _table_keys(df)) + "\n"
 
 

@@ -6,7 +6,8 @@ Layout: ``<data>/embeddings/<folder>/<task>.npy`` (float32, (N, d), row-aligned 
 row-aligned with ``<data>/embeddings/land_grid.npy`` ((M, 2) lon, lat). ``<folder>`` is
 ``extraction.names.encoder_folder(name)``. An encoder that cannot be had (offline, say) gets
 ``meta.json`` with ``available: false`` and the reason, and the run goes on. Every array written
-is checked finite first: NaN embeddings (a corrupt checkpoint) stop the stage, naming the encoder.
+is checked finite first: NaN embeddings, or a checkpoint that fails verification, stop the stage
+(naming the encoder) and leave the previous embeddings in place.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pandas as pd
 from satclip.config import Params
 from satclip.data.sampling import land_grid
 from satclip.embed import embed_coordinates
+from satclip.encoders.pretrained import CheckpointError
 from satclip.extraction.named_encoders import resolve_named_encoder
 from satclip.extraction.names import encoder_folder
 from satclip.io import atomic_path, write_json
@@ -73,6 +75,8 @@ def extract_encoder(name: str, params: Params, tasks: list[str]) -> dict:
     out = encoder_dir(params, name)
     try:
         resolved = resolve_named_encoder(name, params)
+    except CheckpointError:  # a corrupt checkpoint stops the stage (nothing is replaced)
+        raise
     except Exception as err:  # offline downloads, missing checkpoints: report, do not fail the run
         meta = {"encoder": name, "available": False, "reason": f"{type(err).__name__}: {err}"}
         _replace(out, {}, meta)

@@ -2,7 +2,8 @@
 
 The original SatCLIP augments each image with a random crop, horizontal and vertical flips and
 a Gaussian blur (kernel 3, always applied), and jitters coordinates by U[0, 0.01) degrees on
-lon and lat (one-sided, also on validation): SATCLIP_FACTS.md. Here every random draw comes
+lon and lat (one-sided, also on validation): ``satclip/datamodules/transforms.py`` of
+microsoft/satclip@1ead106 (docs/sources.md). Here every random draw comes
 from an explicit ``torch.Generator`` so a run is a function of its seed (resumable, exact).
 """
 

@@ -37,7 +37,8 @@ def clip_loss(image_features: torch.Tensor, location_features: torch.Tensor,
     """Mean of the image->location and location->image cross-entropies; pair i matches i.
 
     Args:
-        image_features, location_features: (B, d) L2-normalized.
+        image_features: (B, d) L2-normalized image embeddings.
+        location_features: (B, d) L2-normalized location embeddings.
         logit_scale: scalar, the inverse temperature exp(t).
     """
     logits_per_image, logits_per_location = clip_logits(image_features, location_features, logit_scale)

@@ -6,6 +6,12 @@
 ``train(params)`` trains or resumes a run and copies its results to ``Layout.checkpoint``,
 ``Layout.history`` and ``Layout.metrics("pretrain")``. A finished run of the same configuration
 is reused, not retrained; an unfinished one resumes from ``last.ckpt``.
+
+Checkpoints are checked before they are used (an intact zip archive that ``torch.load`` reads):
+an unreadable ``last.ckpt`` falls back to ``best.ckpt`` (training is a function of seed, epoch
+and batch, so resuming from an older epoch ends with the same weights), else the run restarts
+from scratch; a finished run with an unreadable checkpoint is trained again. Each fallback is
+logged as a warning naming the file.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from satclip.config import Params
 from satclip.data.pretrain_sets import open_pretrain_set
+from satclip.encoders.pretrained import CheckpointError, verify_checkpoint_file
 from satclip.io import atomic_path, write_json
 from satclip.paths import Layout
 from satclip.pretraining.training import PretrainDataModule, SatCLIPModule
@@ -34,6 +41,8 @@ from satclip.pretraining.training import PretrainDataModule, SatCLIPModule
 #: per-epoch columns of ``history.csv``; metric names are ``<split>_<metric>``
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_top1", "val_top5", "val_median_km", "scale",
                    "epoch_seconds"]
+
+log = logging.getLogger(__name__)
 
 
 def run_hash(params: Params) -> str:
@@ -75,26 +84,81 @@ def launch_rank() -> int:
     return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")))
 
 
-def prepare_run_dir(run_dir: Path, digest: str) -> str:
+def checkpoint_epoch(path: Path) -> int:
+    """The epoch a readable Lightning checkpoint was saved at (0-based, as in ``history.csv``).
+
+    Raises:
+        CheckpointError: missing, not an intact zip archive, not loadable by ``torch.load``, or
+            not a Lightning checkpoint; the message names the file.
+    """
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing")
+    verify_checkpoint_file(path)
+    try:  # our own file: pickled Lightning state (optimizer, callbacks) is expected
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # any failure to load means the file cannot be resumed from
+        raise CheckpointError(f"{path}: cannot be loaded ({type(err).__name__}: {err})") from err
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "epoch" not in ckpt:
+        raise CheckpointError(f"{path}: not a Lightning checkpoint (no 'state_dict' or 'epoch')")
+    return int(ckpt["epoch"])
+
+
+def _problem(path: Path) -> str | None:
+    """Why ``path`` cannot be used (without the file name), or None."""
+    try:
+        checkpoint_epoch(path)
+    except CheckpointError as err:
+        return str(err).removeprefix(f"{path}: ")
+    return None
+
+
+def prepare_run_dir(run_dir: Path, digest: str) -> tuple[str, Path | None]:
     """Decide how this run starts: ``"done"``, ``"resume"`` or ``"fresh"`` (the folder is emptied).
 
     ``done``: a finished run of the same configuration is there (e.g. trained outside the
-    notebook under torchrun): its checkpoints are reused. ``resume``: an unfinished run of the
-    same configuration continues from ``last.ckpt``. Every rank decides the same way; only
-    rank 0 changes the folder. Delete the folder to retrain from scratch.
+    notebook under torchrun) and its checkpoints are readable: they are reused. ``resume``: an
+    unfinished run of the same configuration continues from ``last.ckpt``, or from ``best.ckpt``
+    when ``last.ckpt`` is unreadable (same result: training is deterministic per seed, epoch and
+    batch). Otherwise ``fresh``. Every fallback is logged as a warning naming the file. Every
+    rank decides the same way; only rank 0 changes the folder. Delete the folder to retrain
+    from scratch.
+
+    Returns:
+        (mode, checkpoint to resume from: ``None`` unless mode is ``"resume"``).
     """
     state_file = run_dir / "run.json"
     state = json.loads(state_file.read_text()) if state_file.is_file() else {}
-    same = state.get("hash") == digest and (run_dir / "last.ckpt").is_file()
+    last, best = run_dir / "last.ckpt", run_dir / "best.ckpt"
+    same = state.get("hash") == digest and (last.is_file() or best.is_file())
+    rank0 = launch_rank() == 0
+    mode, resume_from = ("resume", last) if same else ("fresh", None)
     if same and state.get("finished", False) and "metrics" in state:
-        return "done"
-    mode = "resume" if same else "fresh"
-    if launch_rank() == 0:
+        bad = [(p, why) for p in (last, best) if (p == last or p.is_file()) and (why := _problem(p))]
+        if not bad:
+            return "done", None
+        if rank0:
+            log.warning("%s unreadable (%s); the finished run cannot be reused: restarting the run from scratch",
+                        *bad[0])
+        mode, resume_from = "fresh", None
+    elif same and (why := _problem(last)):
+        best_problem = _problem(best)
+        if best_problem is None:
+            resume_from = best
+            if rank0:
+                log.warning("%s unreadable (%s); resuming from best.ckpt (epoch %d)", last, why,
+                            checkpoint_epoch(best))
+                last.unlink(missing_ok=True)  # Lightning writes a new one after the next epoch
+        else:
+            mode, resume_from = "fresh", None
+            if rank0:
+                log.warning("%s unreadable (%s) and %s unreadable (%s); restarting the run from scratch",
+                            last, why, best, best_problem)
+    if rank0:
         if mode == "fresh" and run_dir.exists():
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json({"hash": digest, "finished": False}, state_file)
-    return mode
+    return mode, resume_from
 
 
 def build_trainer(params: Params, run_dir: Path, callbacks: list[Callback] | None = None) -> L.Trainer:
@@ -138,7 +202,7 @@ def train(params: Params, callbacks: list[Callback] | None = None) -> dict:
     dataset = open_pretrain_set(cfg.dataset, layout.pretrain_set(cfg.dataset), params.download.s2_100k.on_corrupt)
     data = PretrainDataModule(dataset, cfg, params.seed)
     digest = run_hash(params)
-    mode = prepare_run_dir(run_dir, digest)
+    mode, resume_from = prepare_run_dir(run_dir, digest)
     if mode == "done":
         metrics = json.loads((run_dir / "run.json").read_text())["metrics"]
     else:
@@ -146,7 +210,7 @@ def train(params: Params, callbacks: list[Callback] | None = None) -> dict:
         if cfg.feature_cache.enabled:
             data.use_feature_cache(module.model)
         trainer = build_trainer(params, run_dir, callbacks)
-        trainer.fit(module, datamodule=data, ckpt_path=str(run_dir / "last.ckpt") if mode == "resume" else None)
+        trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from is not None else None)
         if not trainer.is_global_zero:
             return {}
         metrics = final_metrics(pd.read_csv(run_dir / "history.csv"), data, cfg.trainer.batch_size)

@@ -137,6 +137,7 @@ class PretrainDataModule(L.LightningDataModule):
         self.val_set = CachedFeatures(val_feats, pts[self.val_idx])
 
     def train_dataloader(self) -> DataLoader:
+        """Batches of ``trainer.batch_size`` training items, shuffled per epoch, the last partial batch dropped."""
         t = self.cfg.trainer
         if len(self.train_set) < t.batch_size:
             raise ValueError(f"pretraining set has {len(self.train_set)} training pairs, fewer than "
@@ -145,6 +146,7 @@ class PretrainDataModule(L.LightningDataModule):
                           drop_last=True, num_workers=t.num_workers, persistent_workers=t.num_workers > 0)
 
     def val_dataloader(self) -> DataLoader:
+        """Batches of ``trainer.batch_size`` validation items, in order."""
         t = self.cfg.trainer
         return DataLoader(self.val_set, batch_size=t.batch_size, shuffle=False, num_workers=t.num_workers,
                           persistent_workers=t.num_workers > 0)

@@ -1,6 +1,7 @@
-"""The run's front pages: ``<results>/index.html`` (one line per report, table and figure) and the
-generated ``<results>/README.md`` (main table plus what produced it: params hash, git commit,
-package versions, wall times).
+"""The run's front pages: ``<results>/index.html`` and the generated ``<results>/README.md``.
+
+``index.html`` has one line per report, table and figure; ``README.md`` the main table plus
+what produced it (params hash, git commit, package versions, wall times).
 
 Both are rebuilt from what is on disk, so a link is only written for a file that exists.
 ``python -m satclip.reporting.index [params.yaml]`` rebuilds them (``make compare`` does, to list a new

@@ -1,4 +1,8 @@
-"""Figures: one function per figure, each returning a matplotlib Figure.
+"""The figures inside one stage's report: one function per figure, each returning a matplotlib Figure.
+
+The figures are maps of labels, histograms, training curves, per-task bars and prediction
+maps; the shared style (``use_style``), ``show`` and ``save`` are here too. The run's
+cross-task figures are in ``reporting.summary``.
 
 Style: colour-blind-safe palettes (viridis / cividis for values, seaborn "colorblind" for
 categories), axis labels with units, a caption line saying what data made the figure.
@@ -187,6 +191,9 @@ def retrieval_examples(images: list[np.ndarray], true_points: np.ndarray, top_po
         images: n arrays (C, H, W).
         true_points: (n, 2) (lon, lat).
         top_points: (n, k, 2) predicted (lon, lat), best first.
+        countries: optional country polygons (a GeoDataFrame, e.g. ``countries_frame()``) whose
+            boundaries are drawn under the points; None draws no boundaries.
+        caption: a line at the bottom of the figure saying what made it; empty for none.
     """
     n = len(images)
     fig = plt.figure(figsize=(3.2 * n, 5.2))

@@ -54,8 +54,12 @@ def embedding_maps(lon: np.ndarray, lat: np.ndarray, grids: dict[str, np.ndarray
     """Every encoder's land-grid embedding as a PCA-to-RGB world map, side by side.
 
     Args:
-        lon, lat: (M,) grid cell centres in degrees, on a ``step_deg`` grid.
+        lon: (M,) longitudes of the grid cell centres in degrees, on a ``step_deg`` grid.
+        lat: (M,) latitudes of the grid cell centres in degrees, on a ``step_deg`` grid.
         grids: encoder name -> (M, d) embeddings, drawn in the dict's order.
+        step_deg: spacing of the grid in degrees (the size of one map pixel).
+        caption: a line at the bottom of the figure saying what made it; empty for none.
+        ncols: number of maps per row.
     """
     if not grids:
         raise ValueError("no embeddings to draw: every encoder was unavailable")
@@ -70,8 +74,10 @@ def embedding_maps(lon: np.ndarray, lat: np.ndarray, grids: dict[str, np.ndarray
 
 
 def task_panels(results: pd.DataFrame, tasks: Sequence[str], *, caption: str = "", title: str = "") -> plt.Figure:
-    """Bars of each task's primary metric: a row per task, a column per split, encoders on the x
-    axis and one bar per probe; error bars are one standard deviation over seeds.
+    """Bars of each task's primary metric: a row per task, a column per split.
+
+    Encoders are on the x axis, one bar per probe; error bars are one standard deviation over
+    seeds.
 
     ``results`` is the tidy table (``task, encoder, probe, split, metric, mean, std``).
     """

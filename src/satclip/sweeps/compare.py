@@ -19,8 +19,9 @@ from typing import Any
 
 import pandas as pd
 
-from satclip.config import ConfigError, flatten
+from satclip.config import ConfigError
 from satclip.io import write_json, write_text
+from satclip.schema import flatten
 from satclip.sweeps.sweep import RECENT_COMMITS, Sweep, load_sweep, resolve_sweep
 
 DOWNSTREAM = "downstream.json"
@@ -38,9 +39,11 @@ def experiments_json(dvc: str = "dvc", cwd: str | Path = ".") -> list[dict]:
 
 
 def finished_experiments(rows: list[dict]) -> dict[str, dict]:
-    """Experiment name -> ``{"params": flat params, "metrics": {file name: data}}`` of the finished
-    experiments (a failed or queued one has no metrics and is left out; of two experiments of
-    one name, on different commits, the newer)."""
+    """Experiment name -> ``{"params": flat params, "metrics": {file name: data}}`` of the finished experiments.
+
+    A failed or queued experiment has no metrics and is left out; of two experiments of one
+    name, on different commits, the newer is kept.
+    """
     out, stamps = {}, {}
     for baseline in rows:
         for exp in baseline.get("experiments") or []:

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from satclip.config import ConfigError, flatten, load_params, read_yaml
+from satclip.config import ConfigError, load_params, read_yaml
+from satclip.schema import flatten
 
 
 def hydra_value(key: str, value: Any) -> str:

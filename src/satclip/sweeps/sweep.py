@@ -28,7 +28,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from satclip.config import ConfigError, Params, flatten, from_dict, merge, read_yaml
+from satclip.config import ConfigError, Params, from_dict, merge, read_yaml
+from satclip.schema import flatten
 from satclip.sweeps.overlay import hydra_value
 
 SWEEP_DIR = Path("experiments/sweeps")
@@ -125,8 +126,10 @@ def set_args(sweep: Sweep, point: str) -> list[str]:
 
 
 def copy_paths(params: Params) -> list[str]:
-    """Untracked workspace paths each experiment starts from: the download cache, the pretraining
-    run folder and the results (stage reports, tables, figures), where they exist.
+    """Untracked workspace paths each experiment starts from, where they exist.
+
+    These are the download cache, the pretraining run folder and the results (stage reports,
+    tables, figures).
 
     ``results/metrics`` is tracked by git, so it is in the experiment's copy already (DVC cannot
     copy into an existing folder); sweep comparisons and benchmarks are not needed there.
@@ -155,9 +158,11 @@ def existing_experiments(dvc: str = "dvc", cwd: str | Path = ".") -> set[str]:
 
 
 def failed_experiments(names: set[str], dvc: str = "dvc", cwd: str | Path = ".", since: str = "") -> list[str]:
-    """Those of ``names`` with no successful experiment (timestamp >= ``since``, ISO local time)
-    among the last commits' experiments: ``--run-all`` exits 0 even when an experiment fails, and
-    the workspace may have been committed to while the queue ran."""
+    """Those of ``names`` with no successful experiment among the last commits' experiments.
+
+    Successful means a timestamp >= ``since`` (ISO local time). ``--run-all`` exits 0 even when
+    an experiment fails, and the workspace may have been committed to while the queue ran.
+    """
     out = subprocess.run([dvc, "exp", "show", "--json", "-n", str(RECENT_COMMITS)], cwd=cwd, capture_output=True,
                          text=True)
     if out.returncode != 0:

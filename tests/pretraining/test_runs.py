@@ -1,0 +1,177 @@
+"""Resuming a pretraining run whose checkpoints are truncated or unreadable."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from satclip.config import Params, from_dict
+from satclip.paths import Layout
+from satclip.pretraining.runs import checkpoint_epoch, prepare_run_dir
+from satclip.stages.pretrain import run_pretrain
+
+N = 320  # pairs in the tiny set
+METRICS = ("val_loss", "val_top1", "val_top5", "val_median_km")
+RUNS_LOGGER = "satclip.pretraining.runs"
+
+
+def write_tiny_set(root, n: int = N, px: int = 8, seed: int = 0) -> None:
+    """A learnable Blue Marble-like set: each patch's colour is a smooth function of its location."""
+    rng = np.random.default_rng(seed)
+    lon = rng.uniform(-180, 180, n)
+    lat = np.degrees(np.arcsin(rng.uniform(-0.9, 0.9, n)))
+    base = np.stack([np.cos(np.radians(lat)), (np.sin(np.radians(lon)) + 1) / 2,
+                     (np.cos(np.radians(lon)) + 1) / 2], axis=1)  # (n, 3) in [0, 1]
+    images = base[:, :, None, None] + 0.05 * rng.standard_normal((n, 3, px, px))
+    root.mkdir(parents=True, exist_ok=True)
+    np.save(root / "images.npy", (np.clip(images, 0, 1) * 255).astype(np.uint8))
+    pd.DataFrame({"fn": np.arange(n), "lon": lon, "lat": lat}).to_csv(root / "index.csv", index=False)
+
+
+def tiny_params(tmp_path, **pretrain) -> Params:
+    write_tiny_set(tmp_path / "data" / "pretrain" / "bluemarble")
+    section = {
+        "image": {"backbone": "small_cnn", "cnn_widths": [4, 8]},
+        "location": {"legendre_polys": 3, "hidden_dim": 16, "embed_dim": 8, "dropout": 0.0},
+        "augment": {"crop_px": 6},
+        "trainer": {"epochs": 5, "batch_size": 32},
+        "optim": {"lr": 0.01},
+        "validation": {"candidates_sphere": 300},
+    }
+    for key, value in pretrain.items():
+        section[key] = {**section.get(key, {}), **value} if isinstance(value, dict) else value
+    return from_dict(Params, {"paths": {"data": str(tmp_path / "data"), "results": str(tmp_path / "results")},
+                              "pretrain": section}, "")
+
+
+class Interrupt(Callback):
+    """Raise when epoch ``at`` starts (after the previous epoch's checkpoint is written)."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_train_epoch_start(self, trainer, module) -> None:
+        if trainer.current_epoch == self.at:
+            raise KeyboardInterrupt("simulated kill")
+
+
+class EpochsRun(Callback):
+    """Record the epochs this process trains."""
+
+    def __init__(self) -> None:
+        self.epochs: list[int] = []
+
+    def on_train_epoch_start(self, trainer, module) -> None:
+        self.epochs.append(trainer.current_epoch)
+
+
+def truncate_half(path) -> None:
+    os.truncate(path, path.stat().st_size // 2)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict:
+    """Metrics of an uninterrupted tiny run."""
+    return run_pretrain(tiny_params(tmp_path_factory.mktemp("ref")))
+
+
+def interrupted(tmp_path, at: int = 2) -> Params:
+    params = tiny_params(tmp_path)
+    with pytest.raises((KeyboardInterrupt, SystemExit)):
+        run_pretrain(params, callbacks=[Interrupt(at=at)])
+    return params
+
+
+def test_truncated_last_ckpt_resumes_from_best_and_matches_uninterrupted(tmp_path, reference, caplog):
+    params = interrupted(tmp_path)  # last.ckpt and best.ckpt: epoch 1
+    run_dir = Layout.of(params).run_dir
+    older_best = (run_dir / "best.ckpt").read_bytes()
+    with pytest.raises((KeyboardInterrupt, SystemExit)):
+        run_pretrain(params, callbacks=[Interrupt(at=4)])  # resumes, stops with last.ckpt at epoch 3
+    assert checkpoint_epoch(run_dir / "last.ckpt") == 3
+    # best.ckpt older than last.ckpt (as when validation stops improving): resuming from it must
+    # still end where the uninterrupted run does
+    (run_dir / "best.ckpt").write_bytes(older_best)
+    truncate_half(run_dir / "last.ckpt")
+    trained = EpochsRun()
+    with caplog.at_level(logging.WARNING, logger=RUNS_LOGGER):
+        resumed = run_pretrain(params, callbacks=[trained])
+    message = " ".join(r.getMessage() for r in caplog.records if r.name == RUNS_LOGGER)
+    assert str(run_dir / "last.ckpt") in message
+    assert "unreadable" in message and "resuming from best.ckpt (epoch 1)" in message
+    assert trained.epochs == [2, 3, 4]
+    for key in METRICS:
+        assert resumed[key] == pytest.approx(reference[key], abs=1e-6), key
+    assert resumed["epochs"] == 5
+    assert pd.read_csv(Layout.of(params).history)["epoch"].tolist() == [0, 1, 2, 3, 4]
+    assert checkpoint_epoch(run_dir / "last.ckpt") == 4  # a readable last.ckpt again
+
+
+def test_truncated_last_and_best_restart_from_scratch(tmp_path, reference, caplog):
+    params = interrupted(tmp_path)
+    run_dir = Layout.of(params).run_dir
+    truncate_half(run_dir / "last.ckpt")
+    truncate_half(run_dir / "best.ckpt")
+    trained = EpochsRun()
+    with caplog.at_level(logging.WARNING, logger=RUNS_LOGGER):
+        metrics = run_pretrain(params, callbacks=[trained])
+    message = " ".join(r.getMessage() for r in caplog.records if r.name == RUNS_LOGGER)
+    assert str(run_dir / "last.ckpt") in message and "restarting the run from scratch" in message
+    assert trained.epochs == [0, 1, 2, 3, 4] and metrics["epochs"] == 5
+    for key in METRICS:
+        assert metrics[key] == pytest.approx(reference[key], abs=1e-6), key
+    assert pd.read_csv(Layout.of(params).history)["epoch"].tolist() == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("damaged", ["last.ckpt", "best.ckpt"])
+def test_a_finished_run_with_an_unreadable_checkpoint_is_trained_again(tmp_path, reference, caplog, damaged):
+    params = tiny_params(tmp_path)
+    run_pretrain(params)
+    paths = Layout.of(params)
+    truncate_half(paths.run_dir / damaged)
+    trained = EpochsRun()
+    with caplog.at_level(logging.WARNING, logger=RUNS_LOGGER):
+        metrics = run_pretrain(params, callbacks=[trained])
+    message = " ".join(r.getMessage() for r in caplog.records if r.name == RUNS_LOGGER)
+    assert str(paths.run_dir / damaged) in message and "restarting the run from scratch" in message
+    assert trained.epochs == [0, 1, 2, 3, 4]
+    for key in METRICS:
+        assert metrics[key] == pytest.approx(reference[key], abs=1e-6), key
+    torch.load(paths.checkpoint, map_location="cpu", weights_only=False)  # the copied checkpoint is readable
+    assert json.loads((paths.run_dir / "run.json").read_text())["finished"] is True
+
+
+def test_prepare_run_dir_decisions(tmp_path, caplog):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+
+    def lightning_file(name: str, epoch: int) -> None:
+        torch.save({"state_dict": {"w": torch.zeros(3)}, "epoch": epoch}, run_dir / name)
+
+    def state(finished: bool) -> None:
+        metrics = {"metrics": {"val_loss": 1.0}} if finished else {}
+        (run_dir / "run.json").write_text(json.dumps({"hash": "h", "finished": finished, **metrics}))
+
+    lightning_file("last.ckpt", 3)
+    lightning_file("best.ckpt", 2)
+    state(finished=True)
+    assert prepare_run_dir(run_dir, "h") == ("done", None)
+    state(finished=False)
+    assert prepare_run_dir(run_dir, "h") == ("resume", run_dir / "last.ckpt")
+    (run_dir / "last.ckpt").write_bytes(b"garbage")  # not a zip archive
+    with caplog.at_level(logging.WARNING, logger=RUNS_LOGGER):
+        assert prepare_run_dir(run_dir, "h") == ("resume", run_dir / "best.ckpt")
+    assert "resuming from best.ckpt (epoch 2)" in caplog.text and not (run_dir / "last.ckpt").exists()
+    assert prepare_run_dir(run_dir, "h") == ("resume", run_dir / "best.ckpt")  # last.ckpt missing: same
+    (run_dir / "best.ckpt").write_bytes(b"")
+    assert prepare_run_dir(run_dir, "h") == ("fresh", None)
+    assert sorted(p.name for p in run_dir.iterdir()) == ["run.json"]  # emptied
+    lightning_file("last.ckpt", 0)
+    assert prepare_run_dir(run_dir, "other hash") == ("fresh", None)
