@@ -106,5 +106,21 @@ def test_a_part_file_without_a_known_hash_is_not_resumed(file_server, tmp_path, 
     with caplog.at_level("WARNING"):
         dest = download(f"{file_server.url}/f.bin", tmp_path / "f.bin", None, progress=False)
     assert dest.read_bytes() == BODY
-    assert [r for r in file_server.requests if r[0] == "/f.bin"][-1] == ("/f.bin", None)  # no Range
+    assert file_server.requests == [("/f.bin", None)]  # one GET, from byte 0: no Range
+    assert not (tmp_path / "f.bin.part").exists()
+    assert "f.bin.part: no sha256 known" in caplog.text and "cannot be checked; starting over" in caplog.text
+
+
+def test_a_cut_transfer_without_a_known_hash_restarts_from_zero(file_server, tmp_path, caplog):
+    """The .part a dropped connection leaves is resumed with a hash (see above), restarted without."""
+    file_server.files["/f.bin"] = BODY
+    file_server.cut_after["/f.bin"] = 300_000
+    dest = tmp_path / "f.bin"
+    with pytest.raises(DownloadError, match="truncated|connection lost"):
+        download(f"{file_server.url}/f.bin", dest, None, progress=False)
+    assert (tmp_path / "f.bin.part").stat().st_size == 300_000
+    with caplog.at_level("WARNING"):
+        download(f"{file_server.url}/f.bin", dest, None, progress=False)
+    assert dest.read_bytes() == BODY
+    assert file_server.requests == [("/f.bin", None), ("/f.bin", None)]
     assert "cannot be checked; starting over" in caplog.text

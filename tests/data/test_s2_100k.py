@@ -418,31 +418,54 @@ def test_bad_index_is_named(tmp_path: Path, text: str, error: type[Exception], m
         S2Dataset(tmp_path)
 
 
-def _damage_pixels(path: Path) -> None:
-    """Overwrite the compressed pixel data of band 1 (header intact, size unchanged)."""
+def _damage_pixels(path: Path, kind: str = "random") -> None:
+    """Overwrite the compressed pixel data of band 1 (header intact, size unchanged).
+
+    ``kind``: ``random`` bytes, ``zeros`` or ``inverted`` (every bit flipped). Each makes GDAL's LZW
+    decoder fail (RasterioIOError); a single flipped bit, by contrast, often decodes to wrong pixels.
+    """
     with rasterio.open(path) as src:
         offset = int(src.get_tag_item("BLOCK_OFFSET_0_0", "TIFF", bidx=1))
         length = int(src.get_tag_item("BLOCK_SIZE_0_0", "TIFF", bidx=1))
     data = bytearray(path.read_bytes())
-    data[offset:offset + length] = np.random.default_rng(0).integers(0, 256, length, dtype=np.uint8).tobytes()
+    size = len(data)
+    block = data[offset:offset + length]
+    if kind == "random":
+        block = np.random.default_rng(0).integers(0, 256, length, dtype=np.uint8).tobytes()
+    elif kind == "zeros":
+        block = bytes(length)
+    else:
+        block = bytes(b ^ 0xFF for b in block)
+    data[offset:offset + length] = block
+    assert len(data) == size
     path.write_bytes(bytes(data))
 
 
-def test_a_file_that_fails_only_when_its_pixels_are_read_is_skipped(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["random", "zeros", "inverted"])
+def test_a_file_that_fails_only_when_its_pixels_are_read_is_skipped(tmp_path: Path, kind: str) -> None:
     make_layout(tmp_path)
     bad = tmp_path / "images" / "patch_1.tif"
-    _damage_pixels(bad)
+    size = bad.stat().st_size
+    _damage_pixels(bad, kind)
+    assert bad.stat().st_size == size
     assert s2_100k.check_patch(bad) is None  # the header looks fine: only decoding finds it
-    with pytest.raises(S2DataError, match="patch_1.tif"):
+    with pytest.raises(S2DataError, match="patch_1.tif: unreadable or corrupt"):
         S2Dataset(tmp_path)[5]  # "fail": named at read time
     ds = S2Dataset(tmp_path, on_corrupt="skip")
-    assert ds.fns == ["patch_0.tif"] and "patch_1.tif" in dict(ds.skipped)
-    assert ds[0]["image"].shape[0] == 13
+    assert ds.fns == ["patch_0.tif"]
+    assert [fn for fn, _ in ds.skipped] == ["patch_trunc.tif", "patch_3band.tif", "patch_gone.tif",
+                                            "patch_junk.tif", "patch_1.tif"]
+    assert dict(ds.skipped)["patch_1.tif"].startswith("unreadable or corrupt GeoTIFF")
+    for i in range(len(ds)):  # whatever is left loads
+        assert ds[i]["image"].shape == (13, 16, 16)
 
 
 def test_nothing_left_after_skipping_is_an_error(tmp_path: Path) -> None:
     make_layout(tmp_path)
     for n in range(2):
         _damage_pixels(tmp_path / "images" / f"patch_{n}.tif")
-    with pytest.raises(S2DataError, match="no usable patch left after skipping 6 of 6 files"):
+    with pytest.raises(S2DataError, match="no usable patch left after skipping 6 of 6 files") as err:
         S2Dataset(tmp_path, on_corrupt="skip")
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path}: ")  # the root folder
+    assert "(first: patch_0.tif: unreadable or corrupt GeoTIFF" in message  # the first reason
