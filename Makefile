@@ -42,6 +42,7 @@ test: $(STAMP)  ## run the test suite
 repro: $(STAMP)  ## run the pipeline (dvc repro); EXP=experiments/x.yaml applies an overlay
 ifeq ($(EXP),)
 	dvc repro
+	$(PY) -m satclip.reporting.readme README.md
 else
 	$(VENV)/bin/satclip check params.yaml "$(EXP)"
 	$(VENV)/bin/satclip overlay --run "$(EXP)"

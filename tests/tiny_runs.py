@@ -27,6 +27,7 @@ def write_tiny_set(root, n: int = N, px: int = 8, seed: int = 0) -> None:
 def tiny_params(tmp_path, **pretrain) -> Params:
     write_tiny_set(tmp_path / "data" / "pretrain" / "bluemarble")
     section = {
+        "runs": 1,
         "image": {"backbone": "small_cnn", "cnn_widths": [4, 8]},
         "location": {"legendre_polys": 3, "hidden_dim": 16, "embed_dim": 8, "dropout": 0.0},
         "augment": {"crop_px": 6},

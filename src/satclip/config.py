@@ -60,10 +60,15 @@ class Runtime:
     # On a 2-core machine shared with another process one thread ran 4x faster (docs/sources.md,
     # "Measured here").
     threads: int = 1
+    # pretraining runs trained side by side in processes of their own (CPU, one device each);
+    # results do not depend on it. 1 trains them one after the other (GPUs, DDP).
+    pretrain_workers: int = 3
 
     def __post_init__(self) -> None:
         if self.threads < 1:
             raise ConfigError(f"runtime.threads must be >= 1, got {self.threads}")
+        if self.pretrain_workers < 1:
+            raise ConfigError(f"runtime.pretrain_workers must be >= 1, got {self.pretrain_workers}")
 
 
 @dataclass
@@ -227,6 +232,9 @@ class PretrainConfig:
     """Section ``pretrain``: the model, its augmentations, optimization and the trainer."""
 
     dataset: str = "bluemarble"
+    # independent pretraining runs (seeds derived from ``seed``: see ``pretraining.runs.run_seed``);
+    # every ``satclip`` score is a mean over them. 1 for paper-scale configurations.
+    runs: int = 3
     image: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)
     location: LocationEncoderConfig = field(default_factory=LocationEncoderConfig)
     logit_scale_init: float = 2.659260036932778  # log(1 / 0.07): CLIP, kept by SatCLIP
@@ -239,6 +247,8 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         _check_choice("pretrain.dataset", self.dataset, _CHOICES_PRETRAIN_SET)
+        if self.runs < 1:
+            raise ValueError(f"pretrain.runs must be >= 1, got {self.runs}")
         if self.feature_cache.enabled and not self.image.freeze_backbone:
             raise ValueError("pretrain.feature_cache.enabled needs pretrain.image.freeze_backbone: true "
                              "(only a frozen backbone's features can be reused)")

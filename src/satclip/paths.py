@@ -9,10 +9,11 @@ a name here. Stages, notebooks and tests ask a ``Layout`` instead of joining str
     <data>/raw/                            downloaded upstream files (persistent download cache)
     <data>/labels/<task>.parquet           one label table per downstream task
     <data>/pretrain/<set>/                 the prepared pretraining set (index.csv + images)
-    <data>/checkpoints/pretrain/           the resumable training run (run.json, last.ckpt, ...)
-    <data>/embeddings/<encoder>/<task>.npy embeddings per encoder (+ meta.json, land_grid.npy)
+    <data>/checkpoints/pretrain/run-<r>/   the resumable training runs (run.json, last.ckpt, ...)
+    <data>/embeddings/<encoder>/<task>.npy embeddings per encoder (+ meta.json, land_grid.npy;
+                                           run-<r>/<task>.npy for the runs r >= 1 of satclip)
     <data>/params.valid                    written by the check stage when params.yaml is valid
-    <results>/model/satclip.ckpt           the pretrained checkpoint
+    <results>/model/satclip.ckpt           the pretrained checkpoint (run 0; satclip-run<r>.ckpt)
     <results>/metrics/<stage>.json         tracked metrics
     <results>/notebooks/<report>.ipynb     executed stage notebooks (+ .html reports)
     <results>/tables/                      downstream.{csv,md,tex}, tasks/<task>.csv
@@ -20,6 +21,7 @@ a name here. Stages, notebooks and tests ask a ``Layout`` instead of joining str
     <results>/figures/                     tasks/, summary/, localization_map
     <results>/compare/<sweep>.{csv,md,json} sweep comparisons
     <results>/index.html, README.md        the front pages
+    <results>/logs/                        run logs and per-fit timings (untracked)
 """
 
 from __future__ import annotations
@@ -84,9 +86,13 @@ class Layout:
         return self.pretrain_sets / name
 
     @property
-    def run_dir(self) -> Path:
-        """The resumable pretraining run (a persistent DVC output)."""
+    def pretrain_runs(self) -> Path:
+        """The resumable pretraining runs' folder (a persistent DVC output)."""
         return self.data / "checkpoints" / "pretrain"
+
+    def run_dir(self, run: int = 0) -> Path:
+        """``<data>/checkpoints/pretrain/run-<run>``: one resumable pretraining run."""
+        return self.pretrain_runs / f"run-{int(run)}"
 
     @property
     def embeddings(self) -> Path:
@@ -109,9 +115,18 @@ class Layout:
 
     # ---- results ---------------------------------------------------------------------------
     @property
+    def model_dir(self) -> Path:
+        """The pretrained checkpoints' folder (one per pretraining run)."""
+        return self.results / "model"
+
+    @property
     def checkpoint(self) -> Path:
-        """The pretrained checkpoint (best validation loss)."""
-        return self.results / "model" / "satclip.ckpt"
+        """The pretrained checkpoint of run 0 (best validation loss)."""
+        return self.run_checkpoint(0)
+
+    def run_checkpoint(self, run: int) -> Path:
+        """The best checkpoint of pretraining run ``run`` (``satclip.ckpt`` for run 0)."""
+        return self.model_dir / ("satclip.ckpt" if run == 0 else f"satclip-run{int(run)}.ckpt")
 
     @property
     def history(self) -> Path:
@@ -145,6 +160,20 @@ class Layout:
     def task_table(self, task: str) -> Path:
         """``<results>/tables/tasks/<task>.csv`` (tidy rows of one task)."""
         return self.tables / "tasks" / f"{task}.csv"
+
+    def task_scores(self, task: str) -> Path:
+        """``<results>/tables/tasks/<task>.scores.csv``: one row per fit (seed, run) and metric."""
+        return self.tables / "tasks" / f"{task}.scores.csv"
+
+    @property
+    def scores_csv(self) -> Path:
+        """Every fit's scores, all tasks (the verdict's input)."""
+        return self.tables / "scores.csv"
+
+    @property
+    def verdict_csv(self) -> Path:
+        """The pretrained encoder against its baselines: paired differences with intervals."""
+        return self.tables / "verdict.csv"
 
     @property
     def downstream_csv(self) -> Path:
@@ -184,6 +213,11 @@ class Layout:
     def readme(self) -> Path:
         """The generated README of the results folder."""
         return self.results / "README.md"
+
+    @property
+    def logs(self) -> Path:
+        """Run logs: timings of each fit, what a stage printed (untracked, not a DVC output)."""
+        return self.results / "logs"
 
     @property
     def bench(self) -> Path:

@@ -30,6 +30,7 @@ class TrainStream(IntEnum):
     VALIDATION_SPLIT = 11  # which pairs are held out for validation
     FEATURE_CACHE = 13  # augmented views of the feature cache (view, batch)
     UNTRAINED_INIT = 17  # initialization of the untrained encoder (satclip-random)
+    PRETRAIN_RUN = 19  # the seed of pretraining run r >= 1 (run 0 uses ``seed`` itself)
 
 
 def stream_seed(*parts: int) -> int:

@@ -44,7 +44,11 @@ def test_classification_metrics_match_sklearn_with_unseen_classes():
     assert accuracy(y, p) == pytest.approx(skm.accuracy_score(y, p))
     assert macro_f1(y, p) == pytest.approx(skm.f1_score(y, p, average="macro", zero_division=0))
     s = classification_scores(y, p)
-    assert set(s) == set(metric_names("classification")) == {"accuracy", "macro_f1"}
+    assert set(s) == set(metric_names("classification")) == {"accuracy", "macro_f1", "accuracy_seen"}
+    assert s["accuracy_seen"] == s["accuracy"]  # every point counts without a mask
+    seen = y != "e"
+    assert classification_scores(y, p, seen)["accuracy_seen"] == pytest.approx(skm.accuracy_score(y[seen], p[seen]))
+    assert np.isnan(classification_scores(y, p, np.zeros(len(y), bool))["accuracy_seen"])
 
 
 def test_macro_f1_random_labels():

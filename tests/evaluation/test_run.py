@@ -63,10 +63,50 @@ def test_classification_task_and_unseen_classes():
     cfg = EvaluateConfig(seeds=[0], probes=["mlp", "xgboost", "linear"], splits=["random"], mlp=CFG.mlp,
                          xgboost=CFG.xgboost)
     df = evaluate_task("biomes", t, features(t), cfg)
-    assert set(df["metric"]) == {"accuracy", "macro_f1"}
+    assert set(df["metric"]) == {"accuracy", "macro_f1", "accuracy_seen"}
     acc = df[df["metric"] == "accuracy"].set_index(["encoder", "probe"])["mean"]
     assert acc["good", "mlp"] > 0.85 and acc["good", "xgboost"] > 0.85
-    assert (df["note"] == "").all()
+    singleton_in_test = (df["n_test_seen"] < df["n_test"]).all()
+    if singleton_in_test:  # the one "singleton" point is a test point no probe can get right
+        assert df["note"].str.contains("399|199 of 200", regex=True).all()
+    else:
+        assert (df["note"] == "").all() and (df["n_test_seen"] == df["n_test"]).all()
+
+
+def test_held_out_continent_without_a_seen_class_is_na_and_seen_accuracy_counts_the_rest():
+    t = table(600)
+    t["target"] = t["continent"]  # no class of the held-out continent occurs elsewhere
+    t.loc[t.index[:40], "target"] = "Africa"  # ... except 40 points labelled as a class seen in training
+    asia = t["continent"] == "Asia"
+    cfg = EvaluateConfig(seeds=[0, 1], probes=["linear"], splits=["continent"], continent_holdouts=["Asia", "Africa"])
+    df = evaluate_task("biomes", t, features(t), cfg)
+    asia_rows = df[(df["split"] == "continent:Asia") & (df["encoder"] == "good")].set_index("metric")
+    seen = int((asia & (t["target"] == "Africa")).sum())
+    assert 0 < seen < asia.sum()
+    assert asia_rows.loc["accuracy_seen", "n_test_seen"] == seen and asia_rows.loc["accuracy", "n_test"] == asia.sum()
+    assert np.isfinite(asia_rows.loc["accuracy_seen", "mean"]) and "have a class that occurs in training" in \
+        asia_rows.loc["accuracy", "note"]
+    t2 = t.copy()
+    t2["target"] = t2["continent"]
+    df2 = evaluate_task("biomes", t2, features(t2), cfg)
+    cell = df2[df2["split"] == "continent:Asia"]
+    assert cell["mean"].isna().all() and (cell["note"] == "no test class on Asia occurs in training").all()
+
+
+def test_runs_pair_with_seeds_and_every_fit_is_scored():
+    t = table(300)
+    f = features(t)
+    runs = [f["good"], f["noise"], f["good"] * 2.0]  # three "pretraining runs" of one encoder
+    cfg = EvaluateConfig(seeds=[0, 1, 2], probes=["linear"], splits=["random"])
+    ev = run_task("air_temperature", t, {"enc": runs, "good": f["good"]}, cfg)
+    rows = ev.results.set_index(["encoder", "metric"])
+    assert rows.loc[("enc", "r2"), "n_pretrain_runs"] == 3 and rows.loc[("good", "r2"), "n_pretrain_runs"] == 1
+    scores = ev.scores[ev.scores["metric"] == "r2"].set_index(["encoder", "seed"])
+    assert list(scores.loc["enc", "run"]) == [0, 1, 2]
+    # seed 1 fit the noise run: far worse than the same seed on the good features
+    assert scores.loc[("enc", 1), "value"] < scores.loc[("good", 1), "value"] - 0.5
+    assert scores.loc[("enc", 0), "value"] == pytest.approx(scores.loc[("good", 0), "value"], abs=1e-6)
+    assert rows.loc[("enc", "r2"), "mean"] == pytest.approx(scores.loc["enc", "value"].mean())
 
 
 def test_unavailable_encoders_are_marked_not_fatal():

@@ -50,7 +50,7 @@ def interrupted(tmp_path, at: int = 2) -> Params:
 
 def test_truncated_last_ckpt_resumes_from_best_and_matches_uninterrupted(tmp_path, reference, caplog):
     params = interrupted(tmp_path)  # last.ckpt and best.ckpt: epoch 1
-    run_dir = Layout.of(params).run_dir
+    run_dir = Layout.of(params).run_dir()
     older_best = (run_dir / "best.ckpt").read_bytes()
     with pytest.raises((KeyboardInterrupt, SystemExit)):
         run_pretrain(params, callbacks=[Interrupt(at=4)])  # resumes, stops with last.ckpt at epoch 3
@@ -75,7 +75,7 @@ def test_truncated_last_ckpt_resumes_from_best_and_matches_uninterrupted(tmp_pat
 
 def test_truncated_last_and_best_restart_from_scratch(tmp_path, reference, caplog):
     params = interrupted(tmp_path)
-    run_dir = Layout.of(params).run_dir
+    run_dir = Layout.of(params).run_dir()
     truncate_half(run_dir / "last.ckpt")
     truncate_half(run_dir / "best.ckpt")
     trained = EpochsRun()
@@ -94,17 +94,17 @@ def test_a_finished_run_with_an_unreadable_checkpoint_is_trained_again(tmp_path,
     params = tiny_params(tmp_path)
     run_pretrain(params)
     paths = Layout.of(params)
-    truncate_half(paths.run_dir / damaged)
+    truncate_half(paths.run_dir() / damaged)
     trained = EpochsRun()
     with caplog.at_level(logging.WARNING, logger=RUNS_LOGGER):
         metrics = run_pretrain(params, callbacks=[trained])
     message = " ".join(r.getMessage() for r in caplog.records if r.name == RUNS_LOGGER)
-    assert str(paths.run_dir / damaged) in message and "restarting the run from scratch" in message
+    assert str(paths.run_dir() / damaged) in message and "restarting the run from scratch" in message
     assert trained.epochs == [0, 1, 2, 3, 4]
     for key in METRICS:
         assert metrics[key] == pytest.approx(reference[key], abs=1e-6), key
     torch.load(paths.checkpoint, map_location="cpu", weights_only=False)  # the copied checkpoint is readable
-    assert json.loads((paths.run_dir / "run.json").read_text())["finished"] is True
+    assert json.loads((paths.run_dir() / "run.json").read_text())["finished"] is True
 
 
 def test_prepare_run_dir_decisions(tmp_path, caplog):
@@ -134,3 +134,47 @@ def test_prepare_run_dir_decisions(tmp_path, caplog):
     assert sorted(p.name for p in run_dir.iterdir()) == ["run.json"]  # emptied
     lightning_file("last.ckpt", 0)
     assert prepare_run_dir(run_dir, "other hash") == ("fresh", None)
+
+
+def test_runs_train_side_by_side_as_one_after_the_other(tmp_path):
+    from dataclasses import replace
+
+    from satclip.pretraining.runs import run_seed, train
+
+    assert run_seed(7, 0) == 7 and run_seed(7, 1) != run_seed(7, 2) and 0 <= run_seed(7, 1) < 2**31
+    side = tiny_params(tmp_path / "side", runs=2, trainer={"epochs": 2})
+    assert side.runtime.pretrain_workers >= 2
+    one = tiny_params(tmp_path / "one", runs=2, trainer={"epochs": 2})
+    one = replace(one, runtime=replace(one.runtime, pretrain_workers=1))
+    m_side, m_one = train(side), train(one)
+    assert m_side == m_one and m_side["runs"] == 2 and set(m_side["run"]) == {"0", "1"}
+    assert m_side["val_top1"] == pytest.approx((m_side["run"]["0"]["val_top1"] + m_side["run"]["1"]["val_top1"]) / 2)
+    assert m_side["std"]["val_loss"] is not None and m_side["run"]["0"] != m_side["run"]["1"]
+    a, b = Layout.of(side), Layout.of(one)
+    for r in (0, 1):
+        sa = torch.load(a.run_checkpoint(r), map_location="cpu", weights_only=False)["state_dict"]
+        sb = torch.load(b.run_checkpoint(r), map_location="cpu", weights_only=False)["state_dict"]
+        assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert a.run_checkpoint(1).name == "satclip-run1.ckpt" and a.checkpoint.name == "satclip.ckpt"
+    history = pd.read_csv(a.history)
+    assert history["run"].tolist() == [0, 0, 1, 1] and history["epoch"].tolist() == [0, 1, 0, 1]
+    # fewer runs later: the extra run's checkpoint goes; run 0 is reused, not retrained
+    stamp = (a.run_dir(0) / "last.ckpt").stat().st_mtime_ns
+    fewer = train(replace(side, pretrain=replace(side.pretrain, runs=1)))
+    assert not a.run_checkpoint(1).exists() and fewer["runs"] == 1
+    assert fewer["val_top1"] == m_side["run"]["0"]["val_top1"]
+    assert (a.run_dir(0) / "last.ckpt").stat().st_mtime_ns == stamp
+
+
+def test_a_run_of_the_old_layout_moves_into_run_0(tmp_path):
+    from satclip.pretraining.runs import train
+
+    params = tiny_params(tmp_path, trainer={"epochs": 1})
+    first = train(params)
+    layout = Layout.of(params)
+    for f in layout.run_dir(0).iterdir():  # what a checkout of the single-run layout left behind
+        f.rename(layout.pretrain_runs / f.name)
+    layout.run_dir(0).rmdir()
+    stamp = (layout.pretrain_runs / "last.ckpt").stat().st_mtime_ns
+    assert train(params) == first
+    assert (layout.run_dir(0) / "last.ckpt").stat().st_mtime_ns == stamp  # moved, not retrained

@@ -44,9 +44,9 @@ def test_a_finished_run_is_reused_not_retrained(tmp_path):
     first = run_pretrain(params)
     paths = Layout.of(params)
     paths.checkpoint.unlink()
-    stamp = (paths.run_dir / "last.ckpt").stat().st_mtime_ns
+    stamp = (paths.run_dir() / "last.ckpt").stat().st_mtime_ns
     assert run_pretrain(params) == first
-    assert paths.checkpoint.is_file() and (paths.run_dir / "last.ckpt").stat().st_mtime_ns == stamp
+    assert paths.checkpoint.is_file() and (paths.run_dir() / "last.ckpt").stat().st_mtime_ns == stamp
 
 
 def test_two_runs_agree(tmp_path):
@@ -62,7 +62,7 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path):
     with pytest.raises((KeyboardInterrupt, SystemExit)):
         run_pretrain(params, callbacks=[Interrupt(at=2)])
     paths = Layout.of(params)
-    assert (paths.run_dir / "last.ckpt").is_file() and not paths.checkpoint.exists()
+    assert (paths.run_dir() / "last.ckpt").is_file() and not paths.checkpoint.exists()
     resumed = run_pretrain(params)
     for key in ("val_loss", "val_top1", "val_top5", "val_median_km"):
         assert resumed[key] == pytest.approx(reference[key], abs=1e-6), key
@@ -94,7 +94,7 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tmp_pat
     with pytest.raises(FiniteLossError, match="non-finite training loss .* at epoch 1, batch 0"):
         run_pretrain(params, callbacks=[PoisonLoss(at=1)])
     paths = Layout.of(params)
-    assert (paths.run_dir / "last.ckpt").is_file()  # epoch 0's
+    assert (paths.run_dir() / "last.ckpt").is_file()  # epoch 0's
     assert not paths.checkpoint.exists() and not paths.metrics("pretrain").exists()
 
 

@@ -62,13 +62,14 @@ def test_outputs_are_the_layout_paths():
     item = "${item}"
     expected = {
         "download": {layout.raw, layout.labels, layout.pretrain_sets, layout.metrics("download")},
-        "pretrain": {layout.run_dir, layout.checkpoint, layout.history, layout.metrics("pretrain")},
+        "pretrain": {layout.pretrain_runs, layout.model_dir, layout.history, layout.metrics("pretrain")},
         "extract": {layout.embeddings, layout.metrics("extract")},
-        "evaluate": {layout.task_table(item), layout.predictions(item),
+        "evaluate": {layout.task_table(item), layout.task_scores(item), layout.predictions(item),
                      layout.task_figures / f"{item}_bars.png", layout.task_figures / f"{item}_bars.pdf"},
         "tables": {layout.downstream_csv, layout.tables / "downstream.md", layout.tables / "downstream.tex",
                    layout.localization_map.with_suffix(".png"), layout.localization_map.with_suffix(".pdf"),
-                   layout.metrics("downstream")},
+                   layout.metrics("downstream"), layout.scores_csv, layout.verdict_csv,
+                   layout.tables / "verdict.md"},
         "figures": {layout.summary_figures, layout.index_html, layout.readme},
     }
     for stage, paths in expected.items():

@@ -10,8 +10,8 @@ import pytest
 
 from conftest import tiny_stage_params
 from satclip.config import Params
-from satclip.evaluation.verdict import pretraining_gain
-from satclip.extraction.store import grid_embeddings, load_embeddings
+from satclip.extraction.store import grid_embeddings, load_embeddings, load_run_embeddings
+from satclip.paths import Layout
 from satclip.stages.evaluate import run_evaluate
 from satclip.stages.extract import run_extract
 from satclip.stages.tables import run_tables
@@ -40,6 +40,10 @@ def test_extract_writes_row_aligned_embeddings_and_reports_unavailable(params):
     first = load_embeddings(params, "satclip-random", "biomes")[0]
     run_extract(params)
     np.testing.assert_array_equal(load_embeddings(params, "satclip-random", "biomes")[0], first)
+    # one untrained initialization per pretraining run, each its own draw
+    runs, _ = load_run_embeddings(params, "satclip-random", "biomes")
+    assert len(runs) == params.pretrain.runs == 3 and not np.allclose(runs[0], runs[2])
+    assert len(load_run_embeddings(params, "sh", "biomes")[0]) == 1
 
 
 def test_evaluate_and_tables(params):
@@ -55,8 +59,15 @@ def test_evaluate_and_tables(params):
     assert list(dict.fromkeys(results["task"])) == params.download.labels.tasks
     md = open(f"{params.paths.results}/tables/downstream.md").read()
     assert "linear probe, random split" in md and "**" in md
-    gain = pretraining_gain(results, probe="linear", split="checkerboard")
-    assert list(gain["task"]) == params.download.labels.tasks and not gain["beats_all"].any()  # satclip is missing
+    layout = Layout.of(params)
+    verdict = pd.read_csv(layout.verdict_csv, keep_default_na=False, na_values=[""])
+    assert set(verdict["task"]) == set(params.download.labels.tasks)
+    assert (verdict["outcome"] == "n/a").all() and verdict["note"].str.contains("unavailable").all()  # no satclip
+    rnd = res[(res["encoder"] == "satclip-random") & res["mean"].notna()]
+    assert (rnd["n_pretrain_runs"] == 2).all()  # 2 seeds pair with the first 2 of 3 initializations
+    downstream = json.loads(layout.metrics("downstream").read_text())
+    assert downstream["verdict"]["linear"]["random"]["vs raw"]["n/a"] == len(params.download.labels.tasks)
+    assert layout.scores_csv.is_file() and "n/a" in (layout.tables / "verdict.md").read_text()
     with pytest.raises(ValueError, match="not in download.labels.tasks"):
         run_evaluate(params, "elevation")
 

@@ -6,7 +6,9 @@ standardized on the training split); classification labels may be of any dtype (
 
 - ``MLPProbe``: the paper's choice, a small MLP (torch, CPU, deterministic under a seed);
   hyper-parameters chosen from a small grid on the validation loss; early stopping.
-- ``XGBoostProbe``: ``hist`` gradient-boosted trees, small grid, early stopping on validation.
+- ``XGBoostProbe``: ``hist`` gradient-boosted trees on the top principal components of the
+  embedding (fit on the training split, the same number for every encoder), small grid, early
+  stopping on validation.
 - ``LinearProbe``: the protocol of RANGE's re-evaluation (Dhakal et al., CVPR 2025, Table 2):
   MinMax-scaled embeddings, ``RidgeCV`` / ``RidgeClassifierCV`` (efficient leave-one-out over the
   alpha grid), fit on train + validation, so its numbers can be placed beside theirs. ``ridge_loo``
@@ -269,8 +271,27 @@ class MLPProbe(Probe):
         return out.argmax(dim=1).numpy()
 
 
+def pca_basis(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (d,) and top-``k`` principal axes (d, min(k, d)) of ``x`` (n, d), signs fixed.
+
+    Deterministic: the SVD of the centred data, each axis' largest-magnitude loading made positive.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    mean = x.mean(axis=0)
+    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)  # vt: (min(n, d), d)
+    axes = vt[: min(k, vt.shape[0])].T                       # (d, k)
+    sign = np.sign(axes[np.abs(axes).argmax(axis=0), np.arange(axes.shape[1])])
+    return mean, axes * np.where(sign == 0, 1.0, sign)
+
+
 class XGBoostProbe(Probe):
-    """Gradient-boosted trees (``hist``), grid over depth x learning rate, early stopping on val."""
+    """Gradient-boosted trees (``hist``), grid over depth x learning rate, early stopping on val.
+
+    With ``pca_components`` k, the trees split on the embedding's top-k principal components
+    (fit on the training split). XGBoost grows one tree per class and round at a cost that grows
+    with the features, so 256-d embeddings of 600 classes cost minutes per fit without it
+    (``benchmarks/bench_evaluate.py`` measures it).
+    """
 
     name = "xgboost"
 
@@ -288,8 +309,14 @@ class XGBoostProbe(Probe):
         if classify and cfg.max_classes is not None and len(self._codes) > cfg.max_classes:
             raise ProbeSkipped(f"{len(self._codes)} classes > evaluate.xgboost.max_classes "
                                f"({cfg.max_classes}): one tree per class and round is too slow")
+        self._pca = None
+        if cfg.pca_components is not None and x_train.shape[1] > cfg.pca_components:
+            with _blas_threads(self.threads):
+                self._pca = pca_basis(x_train, cfg.pca_components)
+            x_train, x_val = self._project(x_train), self._project(x_val)
         best = (np.inf, None, None)
-        for depth, lr in itertools.product(cfg.max_depth, cfg.learning_rate):
+        rates = cfg.learning_rate_classification if classify else cfg.learning_rate
+        for depth, lr in itertools.product(cfg.max_depth, rates):
             params = dict(
                 tree_method="hist", max_bin=cfg.max_bin, max_depth=depth, learning_rate=lr,
                 n_estimators=cfg.n_estimators_classification if classify else cfg.n_estimators,
@@ -307,11 +334,18 @@ class XGBoostProbe(Probe):
             if score < best[0] or best[1] is None:
                 rounds = int(model.best_iteration) + 1 if has_val else params["n_estimators"]
                 best = (score, model, {"max_depth": depth, "learning_rate": lr, "rounds": rounds,
-                                       "val_loss": score if has_val else None})
+                                       "val_loss": score if has_val else None,
+                                       "features": int(x_train.shape[1])})
         _, self._model, self.selected = best
 
+    def _project(self, x: np.ndarray) -> np.ndarray:
+        if self._pca is None:
+            return x
+        mean, axes = self._pca
+        return np.ascontiguousarray((np.asarray(x, dtype=np.float64) - mean) @ axes, dtype=np.float32)
+
     def _predict(self, x: np.ndarray) -> np.ndarray:
-        out = self._model.predict(x)  # uses the best iteration after early stopping
+        out = self._model.predict(self._project(x))  # uses the best iteration after early stopping
         return np.asarray(out, dtype=np.int64 if self.kind == "classification" else np.float64)
 
 

@@ -1,11 +1,19 @@
 """Evaluate one task: every encoder x probe x split x seed, aggregated into tidy rows.
 
 ``evaluate_task`` returns the rows of ``results/tables/downstream.csv`` for one task;
-``run_task`` also returns per-point test predictions of the first seed (for residual maps) and
-per-fit timings with the chosen hyper-parameters. Bad input never stops the other encoders: an
-unavailable encoder, embeddings whose row count differs from the table, non-finite embeddings,
-a split without training or test points, or a failed fit each give rows with a NaN ``mean`` and a
-``note`` that says why.
+``run_task`` also returns every fit's scores (the verdict's paired comparisons), per-point test
+predictions of the first seed (for residual maps) and per-fit timings with the chosen
+hyper-parameters.
+
+An encoder may have one embedding per pretraining run (``satclip``, ``satclip-random``): seed i
+of ``evaluate.seeds`` fits the embedding of run ``i % runs`` (run i paired with probe seed i), so
+its mean and std cover pretraining runs and probe seeds together; ``n_pretrain_runs`` counts the
+runs a row averages over.
+
+Bad input never stops the other encoders: an unavailable encoder, embeddings whose row count
+differs from the table, non-finite embeddings, a split without training or test points, a
+classification split whose test classes never occur in training, or a failed fit each give rows
+with a NaN ``mean`` and a ``note`` that says why.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,8 +34,9 @@ from satclip.evaluation.splits import Split, make_splits
 
 log = logging.getLogger(__name__)
 
-RESULT_COLUMNS = ["task", "encoder", "probe", "split", "metric", "mean", "std", "n_seeds", "n_train",
-                  "n_test", "note"]
+RESULT_COLUMNS = ["task", "encoder", "probe", "split", "metric", "mean", "std", "n_seeds", "n_pretrain_runs",
+                  "n_train", "n_test", "n_test_seen", "note"]
+SCORE_COLUMNS = ["task", "encoder", "probe", "split", "seed", "run", "metric", "value"]
 PREDICTION_COLUMNS = ["encoder", "probe", "split", "seed", "row", "lon", "lat", "target", "prediction"]
 TIMING_COLUMNS = ["encoder", "probe", "split", "seed", "seconds", "selected"]
 
@@ -43,6 +52,7 @@ class TaskEvaluation:
     results: pd.DataFrame      # RESULT_COLUMNS, one row per encoder x probe x split x metric
     predictions: pd.DataFrame  # PREDICTION_COLUMNS: test points of the first seed
     timings: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TIMING_COLUMNS))
+    scores: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SCORE_COLUMNS))
 
 
 def task_kind(task: str, table: pd.DataFrame | None = None) -> str:
@@ -105,6 +115,7 @@ class _Fold:
     mean: float = 0.0     # regression: training mean and scale of the target
     scale: float = 1.0
     problem: str = ""     # why this split cannot be scored ("" when it can)
+    seen: np.ndarray | None = None  # classification: (n_test,) bool, test class occurs in training
 
 
 def _fold(split: Split, target: np.ndarray, kind: str, min_class_count: int) -> _Fold:
@@ -113,11 +124,14 @@ def _fold(split: Split, target: np.ndarray, kind: str, min_class_count: int) -> 
         labels, counts = np.unique(target[train], return_counts=True)
         keep = np.isin(target[train], labels[counts >= min_class_count])
         train = train[keep]
+    where = f" on {split.holdout}" if split.holdout else ""
+    seen = np.isin(target[split.test], np.unique(target[train])) if kind == "classification" else None
     if len(split.test) == 0:
-        where = f" on {split.holdout}" if split.holdout else ""
         problem = f"no test points{where}"
     elif len(train) == 0:
         problem = "no training points" + (f" with >= {min_class_count} per class" if min_class_count > 1 else "")
+    elif seen is not None and not seen.any():
+        problem = f"no test class{where} occurs in training"
     else:
         problem = ""
     if kind == "regression":
@@ -127,7 +141,7 @@ def _fold(split: Split, target: np.ndarray, kind: str, min_class_count: int) -> 
         scale = scale if scale > 0 else 1.0
         return _Fold(split, train, (y[train] - mean) / scale, (y[split.val] - mean) / scale,
                      y[split.test], mean, scale, problem)
-    return _Fold(split, train, target[train], target[split.val], target[split.test], problem=problem)
+    return _Fold(split, train, target[train], target[split.val], target[split.test], problem=problem, seen=seen)
 
 
 def _folds(table: pd.DataFrame, cfg: EvaluateConfig, kind: str) -> dict[int, list[_Fold]]:
@@ -147,22 +161,27 @@ def _fit_predict(probe_name: str, kind: str, fold: _Fold, x: np.ndarray, cfg: Ev
     if kind == "regression":
         pred = pred * fold.scale + fold.mean
         return pred, regression_scores(fold.y_test, pred, fold.mean, fold.scale), probe.selected
-    return pred, classification_scores(fold.y_test, pred), probe.selected
+    return pred, classification_scores(fold.y_test, pred, fold.seen), probe.selected
 
 
-def _rows(task: str, encoder: str, probe: str, split: str, kind: str, scores: list[dict[str, float]],
-          n_train: list[int], n_test: list[int], note: str) -> list[dict]:
+def _rows(task: str, encoder: str, probe: str, split: str, kind: str, fits: list[_FitResult], note: str) -> list[dict]:
+    """One row per metric: mean and sample std over ``fits`` (the scored seeds)."""
     rows = []
+    n_train, n_test = [r.n_train for r in fits], [r.n_test for r in fits]
+    n_seen = [r.n_test_seen for r in fits]
     for metric in metric_names(kind):
-        values = np.array([s[metric] for s in scores], dtype=np.float64)
+        values = np.array([r.scores[metric] for r in fits], dtype=np.float64)
+        values = values[np.isfinite(values)]
         rows.append({
             "task": task, "encoder": encoder, "probe": probe, "split": split, "metric": metric,
             "mean": float(values.mean()) if len(values) else np.nan,
-            # sample standard deviation over seeds (NaN for a single seed)
+            # sample standard deviation over seeds (and runs; NaN for a single one)
             "std": float(values.std(ddof=1)) if len(values) > 1 else np.nan,
             "n_seeds": len(values),
+            "n_pretrain_runs": len({r.run for r in fits}),
             "n_train": int(round(np.mean(n_train))) if n_train else 0,
             "n_test": int(round(np.mean(n_test))) if n_test else 0,
+            "n_test_seen": int(round(np.mean(n_seen))) if n_seen and kind == "classification" else np.nan,
             "note": note,
         })
     return rows
@@ -170,16 +189,17 @@ def _rows(task: str, encoder: str, probe: str, split: str, kind: str, scores: li
 
 def _missing_rows(task: str, encoder: str, kind: str, cfg: EvaluateConfig, note: str) -> list[dict]:
     return [row for probe in cfg.probes for split in cfg.split_names()
-            for row in _rows(task, encoder, probe, split, kind, [], [], [], note)]
+            for row in _rows(task, encoder, probe, split, kind, [], note)]
 
 
-def run_task(task: str, table: pd.DataFrame, embeddings: Mapping[str, np.ndarray | None],
+def run_task(task: str, table: pd.DataFrame, embeddings: Mapping[str, np.ndarray | Sequence[np.ndarray] | None],
              cfg: EvaluateConfig, unavailable: Mapping[str, str] | None = None,
              kind: str | None = None, keep_predictions: bool = True) -> TaskEvaluation:
     """Evaluate every encoder of ``embeddings`` on ``task`` (see module docstring).
 
     ``table``: the task's label table (``lon, lat, target, continent``), row-aligned with every
-    (n, d) embedding. ``unavailable`` maps encoder names to the reason they are missing (an
+    (n, d) embedding; a list of (n, d) embeddings holds one per pretraining run (seed i fits run
+    ``i % len``). ``unavailable`` maps encoder names to the reason they are missing (an
     encoder whose embedding is None without a reason is reported as unavailable too).
     ``kind`` overrides the task kind from ``TASKS``. Predictions are kept for ``cfg.seeds[0]``.
     """
@@ -198,7 +218,7 @@ def run_task(task: str, table: pd.DataFrame, embeddings: Mapping[str, np.ndarray
     return _run(task, table, embeddings, cfg, unavailable, kind, encoders, keep_predictions)
 
 
-def _run(task: str, table: pd.DataFrame, embeddings: Mapping[str, np.ndarray | None],
+def _run(task: str, table: pd.DataFrame, embeddings: Mapping[str, np.ndarray | Sequence[np.ndarray] | None],
          cfg: EvaluateConfig, unavailable: dict[str, str], kind: str, encoders: list[str],
          keep_predictions: bool) -> TaskEvaluation:
     rows: list[dict] = []
@@ -219,22 +239,32 @@ def _run(task: str, table: pd.DataFrame, embeddings: Mapping[str, np.ndarray | N
             log.warning("task %s: encoder %s unavailable (%s)", task, enc, reason)
             rows += _missing_rows(task, enc, kind, cfg, f"unavailable: {reason}")
             continue
+        runs = list(emb) if isinstance(emb, (list, tuple)) else [emb]
         try:
-            if np.shape(emb)[:1] != (n_rows,):
-                raise EvaluationError(f"task {task}, encoder {enc}: embeddings have shape "
-                                      f"{np.shape(emb)} but the label table has {n_rows} rows")
-            x = check_embeddings(task, table, enc, np.asarray(emb)[keep])
+            xs = []
+            for r, one in enumerate(runs):
+                name = enc if len(runs) == 1 else f"{enc} (run {r})"
+                if np.shape(one)[:1] != (n_rows,):
+                    raise EvaluationError(f"task {task}, encoder {name}: embeddings have shape "
+                                          f"{np.shape(one)} but the label table has {n_rows} rows")
+                xs.append(check_embeddings(task, table, name, np.asarray(one)[keep]))
+            if not xs:
+                raise EvaluationError(f"task {task}, encoder {enc}: an empty list of embeddings")
         except EvaluationError as err:
             log.error("%s", err)
             rows += _missing_rows(task, enc, kind, cfg, str(err))
             continue
-        jobs[enc] = [(task, enc, kind, x, folds[seed], cfg, seed) for seed in cfg.seeds]
+        jobs[enc] = [(task, enc, kind, xs[i % len(xs)], folds[seed], cfg, seed, i % len(xs))
+                     for i, seed in enumerate(cfg.seeds)]
     fits = _run_jobs(jobs, cfg.workers)
     lon, lat = table["lon"].to_numpy(), table["lat"].to_numpy()
-    preds, timings = [], []
+    preds, timings, scores = [], [], []
     for enc, results in fits.items():
         rows += _aggregate(task, enc, kind, cfg, results)
         for r in results:
+            for metric, value in (r.scores or {}).items():
+                scores.append({"task": task, "encoder": enc, "probe": r.probe, "split": r.split, "seed": r.seed,
+                               "run": r.run, "metric": metric, "value": value})
             if r.seconds is not None:
                 timings.append({"encoder": enc, "probe": r.probe, "split": r.split, "seed": r.seed,
                                 "seconds": r.seconds, "selected": json.dumps(r.selected, sort_keys=True)})
@@ -246,7 +276,7 @@ def _run(task: str, table: pd.DataFrame, embeddings: Mapping[str, np.ndarray | N
                     "prediction": r.prediction}))
     return TaskEvaluation(_frame(rows, RESULT_COLUMNS),
                           pd.concat(preds, ignore_index=True) if preds else _frame([], PREDICTION_COLUMNS),
-                          _frame(timings, TIMING_COLUMNS))
+                          _frame(timings, TIMING_COLUMNS), _frame(scores, SCORE_COLUMNS))
 
 
 @dataclass
@@ -256,9 +286,11 @@ class _FitResult:
     probe: str
     split: str
     seed: int
+    run: int = 0                          # the pretraining run whose embedding was fit
     scores: dict[str, float] | None = None
     n_train: int = 0
     n_test: int = 0
+    n_test_seen: int = 0                  # classification: test points of a class seen in training
     problem: str = ""
     seconds: float | None = None
     selected: dict = field(default_factory=dict)
@@ -268,12 +300,12 @@ class _FitResult:
 
 
 def _fit_seed(task: str, enc: str, kind: str, x: np.ndarray, folds: list[_Fold], cfg: EvaluateConfig,
-              seed: int) -> list[_FitResult]:
+              seed: int, run: int = 0) -> list[_FitResult]:
     """Every probe on every split of one seed for one encoder (thread counts set by the caller)."""
     out = []
     for fold in folds:
         for probe in cfg.probes:
-            res = _FitResult(probe, fold.split.name, seed)
+            res = _FitResult(probe, fold.split.name, seed, run)
             out.append(res)
             if fold.problem:
                 res.problem = fold.problem
@@ -291,6 +323,7 @@ def _fit_seed(task: str, enc: str, kind: str, x: np.ndarray, folds: list[_Fold],
                 continue
             res.seconds = time.perf_counter() - t0
             res.n_train, res.n_test = len(fold.train) + len(fold.split.val), len(fold.split.test)
+            res.n_test_seen = int(fold.seen.sum()) if fold.seen is not None else res.n_test
             res.test, res.y_test, res.prediction = fold.split.test, fold.y_test, pred
     return out
 
@@ -343,9 +376,13 @@ def _aggregate(task: str, enc: str, kind: str, cfg: EvaluateConfig, results: lis
         for split in cfg.split_names():
             mine = [r for r in results if r.probe == probe and r.split == split]
             ok = [r for r in mine if r.scores is not None]
-            note = "; ".join(dict.fromkeys(r.problem for r in mine if r.problem))  # unique, in order
-            rows += _rows(task, enc, probe, split, kind, [r.scores for r in ok], [r.n_train for r in ok],
-                          [r.n_test for r in ok], note)
+            notes = [r.problem for r in mine if r.problem]
+            if ok and kind == "classification" and ok[0].n_test_seen < ok[0].n_test:
+                share = ok[0].n_test_seen / ok[0].n_test
+                notes.append(f"{ok[0].n_test_seen:,} of {ok[0].n_test:,} test points ({share:.0%}) have a "
+                             f"class that occurs in training (accuracy_seen is over those)")
+            note = "; ".join(dict.fromkeys(notes))  # unique, in order
+            rows += _rows(task, enc, probe, split, kind, ok, note)
     return rows
 
 

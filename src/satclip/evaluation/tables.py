@@ -19,16 +19,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from satclip.evaluation.metrics import LOWER_IS_BETTER, PRIMARY_METRIC
+from satclip.evaluation.metrics import LOWER_IS_BETTER, PRIMARY_METRIC, primary_metric
+from satclip.evaluation.verdict import (
+    PROTOCOLS,
+    paired_verdict,
+    verdict_counts,
+    verdict_markdown,
+    verdict_sentence,
+)
 from satclip.io import write_text
 from satclip.paths import Layout
 
 ENCODER_ORDER = ("satclip", "satclip-random", "sh", "wrap", "raw", "geoclip")
 PROBE_ORDER = ("mlp", "xgboost", "linear")
 SPLIT_ORDER = ("random", "checkerboard", "continent")
-METRIC_ORDER = ("r2", "mse", "mae", "accuracy", "macro_f1")
-METRIC_LABEL = {"r2": "R²", "mse": "MSE", "mae": "MAE", "accuracy": "accuracy", "macro_f1": "macro-F1"}
-METRIC_LATEX = {"r2": "R$^2$", "mse": "MSE", "mae": "MAE", "accuracy": "accuracy", "macro_f1": "macro-F1"}
+METRIC_ORDER = ("r2", "mse", "mae", "accuracy", "macro_f1", "accuracy_seen")
+METRIC_LABEL = {"r2": "R²", "mse": "MSE", "mae": "MAE", "accuracy": "accuracy", "macro_f1": "macro-F1",
+                "accuracy_seen": "accuracy, seen classes"}
+METRIC_LATEX = {"r2": "R$^2$", "mse": "MSE", "mae": "MAE", "accuracy": "accuracy", "macro_f1": "macro-F1",
+                "accuracy_seen": "accuracy, seen classes"}
 MISSING = "n/a"
 
 
@@ -130,6 +139,8 @@ def _cells(df: pd.DataFrame, probe: str, split: str, primary: Mapping[str, str])
         metric = _primary(rows, primary)
         if metric is None:
             continue
+        if metric == primary["classification"] and "accuracy_seen" in set(rows["metric"]):
+            metric = primary_metric("classification", split)  # a held-out continent: seen classes
         rows = rows[rows["metric"] == metric].set_index("encoder")
         means = np.array([rows["mean"].get(e, np.nan) for e in encoders], dtype=np.float64)
         digits = _digits(means)
@@ -156,10 +167,24 @@ def _fmt(mean: float, std: float, digits: int, pm: str) -> str:
 def _notes(body) -> list[str]:
     notes = {}
     for task, _, _, cells in body:
-        for enc, (mean, _, _, note) in cells.items():
-            if not np.isfinite(mean):
-                notes.setdefault(f"{enc}: {note or 'no result'}", []).append(task)
+        missing = {enc: note for enc, (mean, _, _, note) in cells.items() if not np.isfinite(mean)}
+        if missing and len(set(missing.values())) == 1 and len(missing) == len(cells):
+            notes.setdefault(f"every encoder: {next(iter(missing.values())) or 'no result'}", []).append(task)
+            continue
+        for enc, note in missing.items():
+            notes.setdefault(f"{enc}: {note or 'no result'}", []).append(task)
     return [f"{text} ({', '.join(tasks)})" for text, tasks in notes.items()]
+
+
+def missing_cells(df: pd.DataFrame, primary: Mapping[str, str] = PRIMARY_METRIC) -> tuple[int, int]:
+    """(n/a cells, all cells) over every rendered table of ``df``."""
+    missing = total = 0
+    for probe, split in _table_keys(df):
+        body, _ = _cells(df, probe, split, primary)
+        for _, _, _, cells in body:
+            total += len(cells)
+            missing += sum(not np.isfinite(c[0]) for c in cells.values())
+    return missing, total
 
 
 def _table_keys(df: pd.DataFrame) -> list[tuple[str, str]]:
@@ -188,12 +213,27 @@ def markdown_table(df: pd.DataFrame, probe: str, split: str,
 def markdown_tables(df: pd.DataFrame, primary: Mapping[str, str] = PRIMARY_METRIC) -> str:
     """Every (probe, split) table of ``df`` in Markdown, each under a heading."""
     parts = []
+    missing, total = missing_cells(df, primary)
+    if missing:
+        parts.append(f"{missing} of {total} cells are n/a; each table's note says why.")
     for probe, split in _table_keys(df):
-        n = df.loc[(df["probe"] == probe) & (df["split"] == split), "n_seeds"].max()
-        parts.append(f"### {probe} probe, {split} split\n\nMean ± std over {int(n)} seeds; R² for "
-                     "regression, top-1 accuracy for classification; best per row in bold.\n\n"
+        parts.append(f"### {probe} probe, {split} split\n\n{_protocol(df, probe, split)}\n\n"
                      + markdown_table(df, probe, split, primary))
     return "\n\n".join(parts) + "\n"
+
+
+def _protocol(df: pd.DataFrame, probe: str, split: str) -> str:
+    """What one table's cells average over, in words."""
+    sub = df[(df["probe"] == probe) & (df["split"] == split)]
+    n = int(sub["n_seeds"].max()) if len(sub) and pd.notna(sub["n_seeds"].max()) else 0
+    runs = int(sub["n_pretrain_runs"].max()) if "n_pretrain_runs" in sub and len(sub) and pd.notna(
+        sub["n_pretrain_runs"].max()) else 1
+    over = f"{n} seeds" + (f" (seed i fits pretraining run i of {runs} for satclip and satclip-random)"
+                           if runs > 1 else "")
+    seen = " (on a held-out continent: over test points whose class occurs in training)" \
+        if split.startswith("continent") else ""
+    return (f"Mean ± std over {over}; R² for regression, top-1 accuracy for classification{seen}; "
+            "best per row in bold.")
 
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
@@ -238,20 +278,72 @@ def latex_tables(df: pd.DataFrame, primary: Mapping[str, str] = PRIMARY_METRIC) 
     return "\n\n".join(latex_table(df, p, s, primary) for p, s in _table_keys(df)) + "\n"
 
 
-def collect_results(layout: Layout, tasks: list[str]) -> pd.DataFrame:
-    """Join every task's tidy table (``Layout.task_table``), tasks in the given order."""
+def _read_per_task(path_of, tasks: list[str], what: str) -> pd.DataFrame:
     frames = []
     for task in tasks:
-        path = layout.task_table(task)
+        path = path_of(task)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no results for task {task!r}; run its evaluate stage")
+            raise FileNotFoundError(f"{path}: no {what} for task {task!r}; run its evaluate stage")
         frames.append(pd.read_csv(path, keep_default_na=False, na_values=[""]))
-    return sort_results(pd.concat(frames, ignore_index=True))
+    return pd.concat(frames, ignore_index=True)
 
 
-def write_tables(results: pd.DataFrame, layout: Layout) -> None:
-    """``downstream.csv``, its Markdown and LaTeX tables and ``metrics/downstream.json``."""
+def collect_results(layout: Layout, tasks: list[str]) -> pd.DataFrame:
+    """Join every task's tidy table (``Layout.task_table``), tasks in the given order."""
+    return sort_results(_read_per_task(layout.task_table, tasks, "results"))
+
+
+def collect_scores(layout: Layout, tasks: list[str]) -> pd.DataFrame:
+    """Join every task's per-fit scores (``Layout.task_scores``)."""
+    return _read_per_task(layout.task_scores, tasks, "scores")
+
+
+def write_scores_csv(scores: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Per-fit scores (``run.SCORE_COLUMNS``) in a fixed order, 6 significant digits, atomically."""
+    keys = ["task", "encoder", "probe", "split", "metric"]
+    if len(scores):
+        ranks = []
+        for k in ["seed", *reversed(keys)]:
+            values = scores[k].astype(str) if k != "seed" else scores[k]
+            pos = {v: i for i, v in enumerate(sorted(set(values)) if k == "seed" else _ordered(k, values))}
+            ranks.append(values.map(pos).to_numpy())
+        scores = scores.iloc[np.lexsort(ranks)]
+    return write_text(path, scores.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
+
+
+def verdict_report(verdict: pd.DataFrame, protocols_only: bool = False) -> str:
+    """The verdict in Markdown: a sentence and a table per protocol (``verdict.PROTOCOLS``), then the rest."""
+    parts = []
+    shown = set()
+    rest = () if protocols_only else tuple(k for k in _table_keys(verdict)
+                                           if (k[0], k[1].split(":")[0]) not in PROTOCOLS)
+    keys = PROTOCOLS + rest
+    for probe, split in keys:
+        split = split.split(":")[0]
+        if (probe, split) in shown:
+            continue
+        shown.add((probe, split))
+        sentence = verdict_sentence(verdict, probe, split)
+        if sentence:
+            parts += [sentence, verdict_markdown(verdict, probe, split)]
+    return "\n\n".join(parts) + "\n"
+
+
+def write_tables(results: pd.DataFrame, layout: Layout, scores: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``downstream.csv``, its Markdown and LaTeX tables, the verdict and ``metrics/downstream.json``.
+
+    Returns the verdict (``verdict.VERDICT_COLUMNS``; empty without ``scores``).
+    """
+    verdict = paired_verdict(scores, results) if scores is not None else pd.DataFrame()
     write_downstream_csv(results, layout.downstream_csv)
     write_text(layout.tables / "downstream.md", markdown_tables(results))
     write_text(layout.tables / "downstream.tex", latex_tables(results))
-    write_metrics_json(results, layout.metrics("downstream"))
+    if scores is not None:
+        write_scores_csv(scores, layout.scores_csv)
+        write_text(layout.verdict_csv, verdict.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
+        write_text(layout.tables / "verdict.md", verdict_report(verdict))
+    metrics = metrics_json(results)
+    if len(verdict):
+        metrics = {"verdict": verdict_counts(verdict), **metrics}
+    write_text(layout.metrics("downstream"), json.dumps(metrics, indent=2) + "\n")
+    return verdict

@@ -3,7 +3,9 @@
 Layout: ``<data>/embeddings/<folder>/<task>.npy`` (float32, (N, d), row-aligned with
 ``<data>/labels/<task>.parquet``) plus ``<folder>/meta.json``, and the embeddings of a land grid
 (``GRID_STEP_DEG``) for the embedding maps: ``<folder>/land_grid.npy`` (float32, (M, d)),
-row-aligned with ``<data>/embeddings/land_grid.npy`` ((M, 2) lon, lat). ``<folder>`` is
+row-aligned with ``<data>/embeddings/land_grid.npy`` ((M, 2) lon, lat). Encoders with one
+embedding per pretraining run (``satclip``, ``satclip-random``) keep run 0 there and run r >= 1
+in ``<folder>/run-<r>/``; ``meta.json`` says how many (``runs``). ``<folder>`` is
 ``extraction.names.encoder_folder(name)``. An encoder that cannot be had (offline, say) gets
 ``meta.json`` with ``available: false`` and the reason, and the run goes on. Every array written
 is checked finite first: NaN embeddings, or a checkpoint that fails verification, stop the stage
@@ -24,7 +26,7 @@ from satclip.config import Params
 from satclip.data.sampling import land_grid
 from satclip.embed import embed_coordinates
 from satclip.encoders.pretrained import CheckpointError
-from satclip.extraction.named_encoders import resolve_named_encoder
+from satclip.extraction.named_encoders import resolve_named_encoder, runs_of
 from satclip.extraction.names import encoder_folder
 from satclip.io import atomic_path, write_json
 from satclip.paths import LAND_GRID, Layout, inside
@@ -73,33 +75,39 @@ def extract_encoder(name: str, params: Params, tasks: list[str]) -> dict:
     leaves the previous embeddings in place.
     """
     out = encoder_dir(params, name)
-    try:
-        resolved = resolve_named_encoder(name, params)
-    except CheckpointError:  # a corrupt checkpoint stops the stage (nothing is replaced)
-        raise
-    except Exception as err:  # offline downloads, missing checkpoints: report, do not fail the run
-        meta = {"encoder": name, "available": False, "reason": f"{type(err).__name__}: {err}"}
-        _replace(out, {}, meta)
-        return meta
     layout = Layout.of(params)
-    arrays, rows, seconds = {}, {}, 0.0
-    for task in tasks:
-        table = pd.read_parquet(layout.label_table(task), columns=["lon", "lat"])
-        start = time.perf_counter()
-        emb = embed_coordinates(resolved.module, table[["lon", "lat"]].to_numpy(),
-                                batch_size=params.extract.batch_size)
-        seconds += time.perf_counter() - start
-        _check_finite(emb, name, f"task {task}")
-        arrays[task] = emb.astype(np.float32, copy=False)
-        rows[task] = len(table)
-    grid = embed_coordinates(resolved.module, grid_points(params), batch_size=params.extract.batch_size)
-    _check_finite(grid, name, "the land grid")
-    arrays[LAND_GRID] = grid.astype(np.float32, copy=False)
+    tables = {task: pd.read_parquet(layout.label_table(task), columns=["lon", "lat"]) for task in tasks}
+    arrays, rows, seconds, metas = {}, {task: len(t) for task, t in tables.items()}, 0.0, []
+    for run in range(runs_of(name, params)):
+        try:
+            resolved = resolve_named_encoder(name, params, run)
+        except CheckpointError:  # a corrupt checkpoint stops the stage (nothing is replaced)
+            raise
+        except Exception as err:  # offline downloads, missing checkpoints: report, do not fail the run
+            meta = {"encoder": name, "available": False, "reason": f"{type(err).__name__}: {err}"}
+            _replace(out, {}, meta)
+            return meta
+        prefix = f"run-{run}/" if run else ""
+        what = f" (run {run})" if run else ""
+        for task, table in tables.items():
+            start = time.perf_counter()
+            emb = embed_coordinates(resolved.module, table[["lon", "lat"]].to_numpy(),
+                                    batch_size=params.extract.batch_size)
+            seconds += time.perf_counter() - start
+            _check_finite(emb, name, f"task {task}{what}")
+            arrays[prefix + task] = emb.astype(np.float32, copy=False)
+        grid = embed_coordinates(resolved.module, grid_points(params), batch_size=params.extract.batch_size)
+        _check_finite(grid, name, f"the land grid{what}")
+        arrays[prefix + LAND_GRID] = grid.astype(np.float32, copy=False)
+        metas.append(resolved.metadata)
     # meta.json is a DVC dependency of every evaluate stage: no wall-clock numbers in it
-    meta = {**resolved.metadata, "encoder": name, "folder": out.name, "available": True, "rows": rows,
-            "embedding_dim": int(resolved.embedding_dim)}
+    meta = {**metas[0], "encoder": name, "folder": out.name, "available": True, "rows": rows,
+            "embedding_dim": int(resolved.embedding_dim), "runs": len(metas)}
+    if len(metas) > 1 and "checkpoint_sha256" in metas[0]:
+        meta["run_checkpoints"] = [{k: m.get(k) for k in ("checkpoint", "checkpoint_sha256")} for m in metas]
     _replace(out, arrays, meta)
-    return {**meta, "points_per_s": round(sum(rows.values()) / max(seconds, 1e-9))}
+    total = sum(rows.values()) * len(metas)
+    return {**meta, "points_per_s": round(total / max(seconds, 1e-9))}
 
 
 def _replace(out: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
@@ -108,7 +116,8 @@ def _replace(out: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
     if fresh.exists():
         shutil.rmtree(fresh)
     fresh.mkdir(parents=True)
-    for stem, array in arrays.items():
+    for stem, array in arrays.items():  # stem: "<task>" or "run-<r>/<task>"
+        (fresh / stem).parent.mkdir(parents=True, exist_ok=True)
         _write_npy(array, fresh / f"{stem}.npy")
     write_json(meta, fresh / "meta.json")
     if out.exists():
@@ -116,8 +125,8 @@ def _replace(out: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
     fresh.rename(out)
 
 
-def load_embeddings(params: Params, encoder: str, task: str) -> tuple[np.ndarray | None, str]:
-    """Embeddings of ``task`` by ``encoder`` (or None) and a reason when they are missing."""
+def load_embeddings(params: Params, encoder: str, task: str, run: int = 0) -> tuple[np.ndarray | None, str]:
+    """Embeddings of ``task`` by ``encoder`` (pretraining run ``run``; or None) and why they are missing."""
     folder = encoder_dir(params, encoder)
     meta_file = folder / "meta.json"
     if not meta_file.is_file():
@@ -125,10 +134,25 @@ def load_embeddings(params: Params, encoder: str, task: str) -> tuple[np.ndarray
     meta = json.loads(meta_file.read_text())
     if not meta.get("available", False):
         return None, f"encoder {encoder!r} unavailable: {meta.get('reason', 'unknown reason')}"
-    path = folder / f"{task}.npy"
+    path = folder / (f"run-{run}/" if run else "") / f"{task}.npy"
     if not path.is_file():
-        return None, f"no embeddings of task {task!r} for encoder {encoder!r}"
+        return None, f"no embeddings of task {task!r} for encoder {encoder!r}" + (f" (run {run})" if run else "")
     return np.load(path), ""
+
+
+def load_run_embeddings(params: Params, encoder: str, task: str) -> tuple[list[np.ndarray] | None, str]:
+    """Every run's embeddings of ``task`` by ``encoder`` (``meta.json``'s ``runs``; 1 for most encoders)."""
+    first, reason = load_embeddings(params, encoder, task)
+    if first is None:
+        return None, reason
+    meta = json.loads((encoder_dir(params, encoder) / "meta.json").read_text())
+    out = [first]
+    for run in range(1, int(meta.get("runs", 1))):
+        emb, reason = load_embeddings(params, encoder, task, run)
+        if emb is None:
+            return None, reason
+        out.append(emb)
+    return out, ""
 
 
 def grid_embeddings(params: Params) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:

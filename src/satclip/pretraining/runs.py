@@ -1,11 +1,12 @@
-"""A resumable pretraining run in a folder (``Layout.run_dir``).
+"""Resumable pretraining runs, one folder each (``Layout.run_dir(r)``).
 
 - ``run.json``: the hash of the run's configuration, whether it finished, its final metrics;
 - ``last.ckpt`` (every epoch), ``best.ckpt`` (lowest validation loss), ``history.csv`` (per epoch).
 
-``train(params)`` trains or resumes a run and copies its results to ``Layout.checkpoint``,
-``Layout.history`` and ``Layout.metrics("pretrain")``. A finished run of the same configuration
-is reused, not retrained; an unfinished one resumes from ``last.ckpt``.
+``train(params)`` trains or resumes the ``pretrain.runs`` runs (run r with ``run_seed(seed, r)``)
+and writes ``Layout.run_checkpoint(r)``, ``Layout.history`` and ``Layout.metrics("pretrain")``.
+A finished run of the same configuration is reused, not retrained; an unfinished one resumes
+from ``last.ckpt``.
 
 Checkpoints are checked before they are used (an intact zip archive that ``torch.load`` reads):
 an unreadable ``last.ckpt`` falls back to ``best.ckpt`` (training is a function of seed, epoch
@@ -23,10 +24,11 @@ import os
 import shutil
 import time
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
@@ -37,6 +39,7 @@ from satclip.encoders.pretrained import CheckpointError, verify_checkpoint_file
 from satclip.io import atomic_path, write_json
 from satclip.paths import Layout
 from satclip.pretraining.training import PretrainDataModule, SatCLIPModule
+from satclip.streams import TrainStream, stream_seed
 
 #: per-epoch columns of ``history.csv``; metric names are ``<split>_<metric>``
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_top1", "val_top5", "val_median_km", "scale",
@@ -47,7 +50,9 @@ log = logging.getLogger(__name__)
 
 def run_hash(params: Params) -> str:
     """Hash of everything that determines the trained weights (pretrain section, seed, data)."""
-    key = {"pretrain": asdict(params.pretrain), "seed": params.seed, "download": asdict(params.download)}
+    pretrain = asdict(params.pretrain)
+    pretrain.pop("runs")  # how many runs there are does not change any one of them
+    key = {"pretrain": pretrain, "seed": params.seed, "download": asdict(params.download)}
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -188,17 +193,45 @@ def final_metrics(history: pd.DataFrame, data: PretrainDataModule, batch_size: i
     }
 
 
-def train(params: Params, callbacks: list[Callback] | None = None) -> dict:
-    """Train (or resume, or reuse) the run of ``params``; write its outputs; return its metrics.
+def run_seed(seed: int, run: int) -> int:
+    """The seed of pretraining run ``run``: ``seed`` itself for run 0, else one derived from it.
 
-    ``callbacks`` are extra Lightning callbacks (tests use them to interrupt a run). Ranks other
-    than 0 return an empty dict.
+    Run r >= 1 uses ``stream_seed(seed, TrainStream.PRETRAIN_RUN, r)`` folded into [0, 2**31)
+    (Lightning's seed range). Everything random in a run (validation split, initialization,
+    shuffling, augmentation, dropout) follows its seed, so the runs are independent replicates.
     """
+    return int(seed) if run == 0 else stream_seed(seed, TrainStream.PRETRAIN_RUN, run) % 2**31
+
+
+def run_params(params: Params, run: int) -> Params:
+    """``params`` with ``seed`` replaced by the seed of pretraining run ``run``."""
+    return replace(params, seed=run_seed(params.seed, run))
+
+
+def _adopt_old_layout(layout: Layout) -> None:
+    """Move a single run of the old layout (files directly in ``pretrain_runs``) into ``run-0``."""
+    root, first = layout.pretrain_runs, layout.run_dir(0)
+    if (root / "run.json").is_file() and not first.exists() and launch_rank() == 0:
+        first.mkdir(parents=True)
+        for name in ("run.json", "last.ckpt", "best.ckpt", "history.csv"):
+            if (root / name).is_file():
+                (root / name).rename(first / name)
+        log.info("moved the run in %s to %s (one folder per pretraining run)", root, first)
+
+
+def train_run(params: Params, run: int = 0, callbacks: list[Callback] | None = None) -> dict:
+    """Train (or resume, or reuse) pretraining run ``run`` of ``params``; return its metrics.
+
+    The run lives in ``Layout.run_dir(run)`` and trains with ``run_seed(params.seed, run)``; its
+    best checkpoint is copied to ``Layout.run_checkpoint(run)``. ``callbacks`` are extra Lightning
+    callbacks (tests use them to interrupt a run). Ranks other than 0 return an empty dict.
+    """
+    layout = Layout.of(params)
+    run_dir = layout.run_dir(run)
+    params = run_params(params, run)
     torch.set_num_threads(params.runtime.threads)
     L.seed_everything(params.seed, workers=True, verbose=False)
-    layout = Layout.of(params)
     cfg = params.pretrain
-    run_dir = layout.run_dir
     dataset = open_pretrain_set(cfg.dataset, layout.pretrain_set(cfg.dataset), params.download.s2_100k.on_corrupt)
     data = PretrainDataModule(dataset, cfg, params.seed)
     digest = run_hash(params)
@@ -206,7 +239,9 @@ def train(params: Params, callbacks: list[Callback] | None = None) -> dict:
     if mode == "done":
         metrics = json.loads((run_dir / "run.json").read_text())["metrics"]
     else:
-        module = SatCLIPModule(asdict(cfg), seed=params.seed)
+        hparams = asdict(cfg)
+        hparams.pop("runs")  # not a property of one run
+        module = SatCLIPModule(hparams, seed=params.seed)
         if cfg.feature_cache.enabled:
             data.use_feature_cache(module.model)
         trainer = build_trainer(params, run_dir, callbacks)
@@ -216,9 +251,67 @@ def train(params: Params, callbacks: list[Callback] | None = None) -> dict:
         metrics = final_metrics(pd.read_csv(run_dir / "history.csv"), data, cfg.trainer.batch_size)
         write_json({"hash": digest, "finished": True, "metrics": metrics}, run_dir / "run.json")
     best = run_dir / "best.ckpt"
-    with atomic_path(layout.checkpoint) as tmp:
+    with atomic_path(layout.run_checkpoint(run)) as tmp:
         shutil.copyfile(best if best.is_file() else run_dir / "last.ckpt", tmp)
+    return metrics
+
+
+def _train_job(params: Params, run: int) -> dict:
+    """``train_run`` in a worker process (its logs go to the parent's stderr)."""
+    logging.basicConfig(level=logging.WARNING)
+    return train_run(params, run)
+
+
+def _side_by_side(params: Params, callbacks: list[Callback] | None) -> bool:
+    """Whether the runs may train in parallel processes: CPU, one device, not under a launcher."""
+    t = params.pretrain.trainer
+    single = t.accelerator == "cpu" and str(t.devices) == "1" and t.num_nodes == 1 and t.strategy == "auto"
+    return (params.runtime.pretrain_workers > 1 and params.pretrain.runs > 1 and not callbacks and single
+            and "RANK" not in os.environ and "SLURM_PROCID" not in os.environ)
+
+
+def summarize_runs(per_run: list[dict]) -> dict:
+    """The stage's metrics: per-run metrics, their mean (top level) and sample std (``std``)."""
+    out: dict = {"runs": len(per_run)}
+    numeric = [k for k, v in per_run[0].items() if isinstance(v, (int, float))]
+    for key in numeric:
+        values = np.array([m[key] for m in per_run], dtype=np.float64)
+        out[key] = float(values.mean()) if key.startswith("val_") else per_run[0][key]
+    out["std"] = {k: float(np.std([m[k] for m in per_run], ddof=1)) if len(per_run) > 1 else None
+                  for k in numeric if k.startswith("val_")}
+    out["run"] = {str(r): m for r, m in enumerate(per_run)}
+    return out
+
+
+def train(params: Params, callbacks: list[Callback] | None = None) -> dict:
+    """Train (or resume, or reuse) the ``pretrain.runs`` runs of ``params``; write the stage's outputs.
+
+    Writes each run's checkpoint (``Layout.run_checkpoint``), the joined ``Layout.history`` (a
+    ``run`` column first) and ``Layout.metrics("pretrain")`` (``summarize_runs``); returns the
+    latter. On CPU the runs train side by side in ``runtime.pretrain_workers`` processes (the same
+    weights as one after the other). Ranks other than 0 return an empty dict.
+    """
+    layout = Layout.of(params)
+    _adopt_old_layout(layout)
+    runs = list(range(params.pretrain.runs))
+    if _side_by_side(params, callbacks):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        workers = min(params.runtime.pretrain_workers, len(runs))
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            per_run = list(pool.map(_train_job, [params] * len(runs), runs))
+    else:
+        per_run = [train_run(params, r, callbacks) for r in runs]
+    if launch_rank() != 0 or not all(per_run):
+        return {}
+    for stale in layout.model_dir.glob("satclip-run*.ckpt"):  # runs of a config with more runs
+        if stale not in {layout.run_checkpoint(r) for r in runs}:
+            stale.unlink()
+    histories = [pd.read_csv(layout.run_dir(r) / "history.csv").assign(run=r) for r in runs]
+    history = pd.concat(histories, ignore_index=True)
     with atomic_path(layout.history) as tmp:
-        shutil.copyfile(run_dir / "history.csv", tmp)
+        history[["run", *HISTORY_COLUMNS]].to_csv(tmp, index=False)
+    metrics = summarize_runs(per_run)
     write_json(metrics, layout.metrics("pretrain"))
     return metrics

@@ -164,11 +164,19 @@ def render_readme(params: Params, results_dir: str | Path) -> str:
     if metrics_file.is_file():
         m = json.loads(metrics_file.read_text())
         seconds = train_seconds(layout.history)
+        runs = int(m.get("runs", 1))
+        std = m.get("std") or {}
+
+        def pm(key: str, scale: float = 1.0, digits: int = 1) -> str:
+            value = f"{scale * m.get(key, float('nan')):,.{digits}f}"
+            return value + (f" ± {scale * std[key]:,.{digits}f}" if std.get(key) is not None else "")
+
         lines += ["", "## Pretraining", "",
-                  f"{m.get('epochs')} epochs on {m.get('train_pairs'):,} pairs in {seconds:,.0f} s; "
-                  f"validation within-batch top-1 {100 * m.get('val_top1', float('nan')):.1f} % "
-                  f"(chance {100 * m.get('chance_top1', float('nan')):.2f} %), top-5 "
-                  f"{100 * m.get('val_top5', float('nan')):.1f} %, median error {m.get('val_median_km', float('nan')):,.0f} km."]
+                  f"{runs} run{'s' if runs > 1 else ''} of {m.get('epochs')} epochs on {m.get('train_pairs'):,} "
+                  f"pairs ({seconds:,.0f} s of training{' in all' if runs > 1 else ''}); validation within-batch "
+                  f"top-1 {pm('val_top1', 100)} % (chance {100 * m.get('chance_top1', float('nan')):.2f} %), top-5 "
+                  f"{pm('val_top5', 100)} %, median error {pm('val_median_km', digits=0)} km"
+                  + (" (mean ± std over runs)." if runs > 1 else ".")]
     times = stage_times(root)
     if times:
         lines += ["", "## Wall time of each stage notebook (seconds)", "", "| notebook | seconds |", "|---|---:|"]
@@ -178,7 +186,7 @@ def render_readme(params: Params, results_dir: str | Path) -> str:
                   "not the training's: see the training time above."]
     tables = root / "tables" / "downstream.md"
     if tables.is_file():
-        blocks = [b.strip() for b in tables.read_text().split("### ") if b.strip()]
+        blocks = [b.strip() for b in tables.read_text().split("### ") if " probe, " in b.split("\n", 1)[0]]
         probes = [b.split(" probe", 1)[0] for b in blocks]
         probe = "mlp" if "mlp" in probes else (probes[0] if probes else "")
         lines += ["", f"## Main table: {probe} probe (R² for regression, accuracy for classification)", ""]
@@ -187,6 +195,16 @@ def render_readme(params: Params, results_dir: str | Path) -> str:
                 lines += ["### " + block, ""]
         lines += ["All probes and splits: [tables/downstream.md](tables/downstream.md) "
                   "(tidy: [tables/downstream.csv](tables/downstream.csv))."]
+    verdict = root / "tables" / "verdict.csv"
+    if verdict.is_file():
+        import pandas as pd
+
+        from satclip.evaluation.tables import verdict_report
+
+        text = verdict_report(pd.read_csv(verdict, keep_default_na=False, na_values=[""]), protocols_only=True)
+        lines += ["", "## Verdict: does pretraining add information?", "", text.strip(), "",
+                  "Every probe and split: [tables/verdict.md](tables/verdict.md) "
+                  "(tidy: [tables/verdict.csv](tables/verdict.csv))."]
     return "\n".join(lines).rstrip() + "\n"
 
 

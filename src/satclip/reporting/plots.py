@@ -158,22 +158,36 @@ def embedding_map(lon: np.ndarray, lat: np.ndarray, embeddings: np.ndarray, *, t
 
 
 def training_curves(history: pd.DataFrame, *, chance_top1: float | None = None, caption: str = "") -> plt.Figure:
-    """Pretraining curves per epoch: loss, retrieval accuracy, great-circle error, logit scale."""
+    """Pretraining curves per epoch: loss, retrieval accuracy, great-circle error, logit scale.
+
+    A ``run`` column (several pretraining runs) draws one line per run, run 0 solid, the others
+    dashed and dotted.
+    """
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
-    e = history["epoch"] + 1
-    axes[0].plot(e, history["train_loss"], label="train", color="#0072B2")
-    axes[0].plot(e, history["val_loss"], label="validation", color="#D55E00")
+    runs = sorted(history["run"].unique()) if "run" in history else [None]
+    styles = ["-", "--", ":", "-."]
+    for i, run in enumerate(runs):
+        h = history if run is None else history[history["run"] == run]
+        ls = styles[i % len(styles)]
+        tag = "" if run is None or len(runs) == 1 else f", run {run}"
+        first = i == 0
+        e = h["epoch"] + 1
+        axes[0].plot(e, h["train_loss"], ls=ls, label="train" + tag, color="#0072B2")
+        axes[0].plot(e, h["val_loss"], ls=ls, label="validation" + tag, color="#D55E00")
+        axes[1].plot(e, 100 * h["val_top1"], ls=ls, label="top-1" + tag, color="#0072B2")
+        axes[1].plot(e, 100 * h["val_top5"], ls=ls, label="top-5" + tag if first or len(runs) <= 3 else None,
+                     color="#009E73")
+        axes[2].plot(e, h["val_median_km"], ls=ls, color="#CC79A7", label=f"run {run}" if tag else None)
+        axes[3].plot(e, h["scale"], ls=ls, color="#E69F00")
     axes[0].set_ylabel("InfoNCE loss")
-    axes[0].legend()
-    axes[1].plot(e, 100 * history["val_top1"], label="top-1", color="#0072B2")
-    axes[1].plot(e, 100 * history["val_top5"], label="top-5", color="#009E73")
+    axes[0].legend(fontsize=7)
     if chance_top1:
         axes[1].axhline(100 * chance_top1, color="0.5", ls="--", lw=1, label="chance (top-1)")
     axes[1].set_ylabel("val image->location in batch (%)")
-    axes[1].legend()
-    axes[2].plot(e, history["val_median_km"], color="#CC79A7")
+    axes[1].legend(fontsize=7)
     axes[2].set_ylabel("val median error (km)")
-    axes[3].plot(e, history["scale"], color="#E69F00")
+    if len(runs) > 1:
+        axes[2].legend(fontsize=7)
     axes[3].set_ylabel("exp(logit scale)")
     for ax in axes:
         ax.set_xlabel("epoch")

@@ -1,7 +1,7 @@
 """The evaluate stage (one DVC ``foreach`` entry per task).
 
-Per task: ``Layout.task_table(task)`` (tidy rows, see ``satclip.evaluation.run.RESULT_COLUMNS``)
-and ``Layout.predictions(task)`` (test predictions of the first seed, for maps); the report draws
+Per task: ``Layout.task_table(task)`` (tidy rows, see ``satclip.evaluation.run.RESULT_COLUMNS``),
+``Layout.task_scores(task)`` (every fit's scores) and ``Layout.predictions(task)`` (test predictions of the first seed, for maps); the report draws
 the figures under ``Layout.task_figures``.
 """
 
@@ -13,9 +13,9 @@ import pandas as pd
 from satclip.config import Params
 from satclip.data.labels import TASKS
 from satclip.evaluation.run import TaskEvaluation, run_task
-from satclip.evaluation.tables import write_downstream_csv
-from satclip.extraction.store import load_embeddings
-from satclip.io import atomic_path
+from satclip.evaluation.tables import write_downstream_csv, write_scores_csv
+from satclip.extraction.store import load_run_embeddings
+from satclip.io import atomic_path, write_text
 from satclip.paths import Layout
 
 
@@ -25,16 +25,19 @@ def run_evaluate(params: Params, task: str) -> TaskEvaluation:
         raise ValueError(f"task {task!r} is not in download.labels.tasks {params.download.labels.tasks}")
     layout = Layout.of(params)
     table = pd.read_parquet(layout.label_table(task))
-    embeddings: dict[str, np.ndarray | None] = {}
+    embeddings: dict[str, list[np.ndarray]] = {}  # one embedding per pretraining run
     unavailable: dict[str, str] = {}
     for encoder in params.extract.encoders:
-        emb, reason = load_embeddings(params, encoder, task)
+        emb, reason = load_run_embeddings(params, encoder, task)
         if emb is None:
             unavailable[encoder] = reason
         else:
             embeddings[encoder] = emb
     evaluation = run_task(task, table, embeddings, params.evaluate, unavailable)
     write_downstream_csv(evaluation.results, layout.task_table(task))
+    write_scores_csv(evaluation.scores, layout.task_scores(task))
+    # seconds per fit and the chosen hyper-parameters: a log, not a result (no DVC output)
+    write_text(layout.logs / f"evaluate_{task}_fits.csv", evaluation.timings.to_csv(index=False, float_format="%.3f"))
     predictions = evaluation.predictions.copy()
     if TASKS[task].kind == "classification":  # class labels as strings (Parquet needs one type)
         predictions[["target", "prediction"]] = predictions[["target", "prediction"]].astype(str)

@@ -1,0 +1,78 @@
+"""The paired verdict: differences over seeds and runs, Student-t intervals, n/a cells, counts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from satclip.evaluation.verdict import (
+    beats_all,
+    outcome,
+    paired_interval,
+    paired_verdict,
+    verdict_counts,
+    verdict_markdown,
+    verdict_sentence,
+)
+
+
+def test_paired_interval_is_the_student_t_interval():
+    d = np.array([0.02, 0.05, 0.03])
+    mean, lo, hi = paired_interval(d)
+    half = stats.t.ppf(0.975, 2) * d.std(ddof=1) / math.sqrt(3)
+    assert mean == pytest.approx(d.mean()) and lo == pytest.approx(d.mean() - half) and hi == pytest.approx(d.mean() + half)
+    assert math.isnan(paired_interval(np.array([0.1]))[1])
+
+
+def test_outcomes():
+    assert outcome(0.01, 0.2) == "win" and outcome(-0.2, -0.01) == "loss" and outcome(-0.1, 0.1) == "tie"
+    assert outcome(0.01, 0.2, lower_is_better=True) == "loss"
+    assert outcome(math.nan, math.nan) == "n/a"
+
+
+def _frames():
+    scores, results = [], []
+    cases = {  # task -> (satclip, satclip-random, raw) per seed
+        "population": ([0.80, 0.81, 0.82], [0.70, 0.72, 0.71], [0.50, 0.52, 0.49]),   # wins twice
+        "elevation": ([0.60, 0.65, 0.62], [0.61, 0.60, 0.66], [0.40, 0.41, 0.42]),     # tie, win
+        "biomes": ([0.50, 0.51, 0.52], [0.60, 0.61, 0.62], [0.55, 0.56, 0.57]),        # two losses
+    }
+    for task, per_encoder in cases.items():
+        metric = "accuracy" if task == "biomes" else "r2"
+        for enc, values in zip(("satclip", "satclip-random", "raw"), per_encoder, strict=True):
+            for seed, v in enumerate(values):
+                scores.append({"task": task, "encoder": enc, "probe": "mlp", "split": "checkerboard",
+                               "seed": seed, "run": seed, "metric": metric, "value": v})
+            results.append({"task": task, "encoder": enc, "probe": "mlp", "split": "checkerboard",
+                            "metric": metric, "mean": np.mean(values), "note": ""})
+    for enc in ("satclip", "satclip-random", "raw"):  # a cell without any score
+        results.append({"task": "california_housing", "encoder": enc, "probe": "mlp", "split": "checkerboard",
+                        "metric": "r2", "mean": np.nan, "note": "no test points on Asia"})
+    return pd.DataFrame(scores), pd.DataFrame(results)
+
+
+def test_paired_verdict_counts_and_renders():
+    scores, results = _frames()
+    v = paired_verdict(scores, results).set_index(["task", "baseline"])
+    assert v.loc[("population", "satclip-random"), "outcome"] == "win"
+    assert v.loc[("population", "raw"), "outcome"] == "win"
+    assert v.loc[("elevation", "satclip-random"), "outcome"] == "tie"
+    assert v.loc[("elevation", "raw"), "outcome"] == "win"
+    assert v.loc[("biomes", "raw"), "outcome"] == "loss"
+    na = v.loc[("california_housing", "raw")]
+    assert na["outcome"] == "n/a" and na["n"] == 0 and na["note"] == "no test points on Asia"
+    assert v.loc[("population", "raw"), "mean_diff"] == pytest.approx(np.mean([0.30, 0.29, 0.33]))
+    verdict = v.reset_index()
+    counts = verdict_counts(verdict)["mlp"]["checkerboard"]
+    assert counts["vs satclip-random"] == {"win": 1, "tie": 1, "loss": 1, "n/a": 1}
+    assert counts["vs raw"] == {"win": 2, "tie": 0, "loss": 1, "n/a": 1}
+    assert counts["beats_all"] == 1 and counts["tasks"] == 4
+    assert beats_all(verdict, "mlp", "checkerboard") == ["population"]
+    sentence = verdict_sentence(verdict, "mlp", "checkerboard")
+    assert "on 1 of 4 tasks (population)" in sentence and "against raw 2 wins, 0 ties, 1 losses, 1 n/a" in sentence
+    table = verdict_markdown(verdict, "mlp", "checkerboard")
+    assert "| population | r2 | 3 |" in table and "**win**" in table and "n/a: california_housing" in table

@@ -1,0 +1,60 @@
+"""The README's generated blocks: rendered from the tracked metrics, checked against them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from satclip.reporting.readme import block, main, render_results, replace_block
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _metrics(tmp_path: Path) -> Path:
+    d = tmp_path / "metrics"
+    d.mkdir()
+    (d / "pretrain.json").write_text(json.dumps({
+        "runs": 3, "epochs": 25, "train_pairs": 18000, "chance_top1": 0.002, "val_top1": 0.155,
+        "val_median_km": 1783.0, "std": {"val_top1": 0.01, "val_median_km": 50.0}}))
+    counts = {"win": 2, "tie": 4, "loss": 1, "n/a": 0}
+    (d / "downstream.json").write_text(json.dumps({
+        "verdict": {"mlp": {"checkerboard": {"vs satclip-random": counts, "vs raw": counts, "beats_all": 2, "tasks": 7},
+                            "continent:Asia": {"vs satclip-random": {**counts, "n/a": 1}, "vs raw": counts,
+                                               "beats_all": 1, "tasks": 7}}},
+        "population": {"satclip": {"mlp": {"checkerboard": {"r2": 0.6}}}, "raw": {"mlp": {"checkerboard": {"r2": 0.5}}}},
+        "biomes": {"satclip": {"mlp": {"continent:Asia": {"accuracy": 0.1, "accuracy_seen": 0.4}}},
+                   "raw": {"mlp": {"continent:Asia": {"accuracy": 0.1, "accuracy_seen": None}}}},
+    }))
+    return d
+
+
+def test_render_results_states_the_verdict_and_tables(tmp_path):
+    text = render_results(_metrics(tmp_path))
+    assert "3 pretraining runs of 25 epochs" in text and "15.5 ± 1.0 %" in text
+    assert "continent:Asia split: `satclip` beats both baselines beyond the paired 95 % interval on **1 of 7**" in text
+    assert "1 losses, 1 n/a" in text and "**does not hold**" in text
+    assert "| population (R²) | **0.600** |" in text
+    assert "| biomes (accuracy, seen classes) | **0.400** |  |  |  | n/a |" in text
+
+
+def test_blocks_are_replaced_and_checked(tmp_path, monkeypatch):
+    metrics = _metrics(tmp_path)
+    readme = tmp_path / "README.md"
+    start, end = ("<!-- begin generated: {} (python -m satclip.reporting.readme; do not edit) -->",
+                  "<!-- end generated: {} -->")
+    readme.write_text("# x\n" + "".join(f"{start.format(n)}\nold\n{end.format(n)}\n" for n in ("results", "cost")))
+    args = [str(readme), "--results", str(tmp_path), "--data", str(tmp_path / "data")]
+    assert main([*args, "--check"]) == 1
+    assert main(args) == 0
+    assert main([*args, "--check"]) == 0
+    assert block(readme.read_text(), "results") == render_results(metrics)
+    with pytest.raises(ValueError, match="no generated block 'cost'"):
+        replace_block("# nothing", "cost", "x")
+
+
+def test_the_committed_readme_says_what_the_committed_metrics_say():
+    text = (REPO / "README.md").read_text()
+    assert block(text, "results") == render_results(REPO / "results" / "metrics"), \
+        "README.md is stale: run `python -m satclip.reporting.readme` after the run"
