@@ -324,6 +324,8 @@ def params_from_namespace(namespace: dict[str, Any]) -> Params:
     """Validate the sections papermill injected into a notebook's namespace (``globals()``).
 
     Only names that are sections of ``Params`` are read; the rest of the namespace is ignored.
+    Stage notebooks call ``satclip.handrun.notebook_params``, which also handles a notebook
+    opened by hand and sends logs to the run log.
     """
     known = [f.name for f in dataclasses.fields(Params)]
     return from_dict(Params, {k: namespace[k] for k in known if k in namespace}, "")

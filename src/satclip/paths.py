@@ -215,6 +215,11 @@ class Layout:
         return self.results / "README.md"
 
     @property
+    def readme_html(self) -> Path:
+        """The generated README rendered as HTML (the index links it)."""
+        return self.results / "README.html"
+
+    @property
     def logs(self) -> Path:
         """Run logs: timings of each fit, what a stage printed (untracked, not a DVC output)."""
         return self.results / "logs"

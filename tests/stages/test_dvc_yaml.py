@@ -70,7 +70,7 @@ def test_outputs_are_the_layout_paths():
                    layout.localization_map.with_suffix(".png"), layout.localization_map.with_suffix(".pdf"),
                    layout.metrics("downstream"), layout.scores_csv, layout.verdict_csv,
                    layout.tables / "verdict.md"},
-        "figures": {layout.summary_figures, layout.index_html, layout.readme},
+        "figures": {layout.summary_figures, layout.index_html, layout.readme, layout.readme_html},
     }
     for stage, paths in expected.items():
         task = item if stage == "evaluate" else None

@@ -18,10 +18,11 @@ with a NaN ``mean`` and a ``note`` that says why.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -348,13 +349,14 @@ def _run_jobs(jobs: dict[str, list[tuple]], workers: int) -> dict[str, list[_Fit
     torch.set_num_threads(cfg.threads)
     try:
         with threadpool_limits(limits=cfg.threads, user_api="blas"):
+            total, done = len(flat), itertools.count(1)  # next() is atomic under the GIL
             if workers <= 1 or len(flat) == 1:
-                results = [_timed(args) for _, args in flat]
+                results = [_timed(args, total, done) for _, args in flat]
             else:
                 from concurrent.futures import ThreadPoolExecutor
 
                 with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="satclip-eval") as pool:
-                    results = list(pool.map(_timed, [args for _, args in flat]))
+                    results = list(pool.map(lambda a: _timed(a, total, done), [args for _, args in flat]))
     finally:
         torch.set_num_threads(before)
     for (enc, _), res in zip(flat, results, strict=True):
@@ -362,10 +364,13 @@ def _run_jobs(jobs: dict[str, list[tuple]], workers: int) -> dict[str, list[_Fit
     return out
 
 
-def _timed(args: tuple) -> list[_FitResult]:
+def _timed(args: tuple, total: int = 0, done: Iterator[int] | None = None) -> list[_FitResult]:
+    """``_fit_seed(*args)``, then one progress line (``done`` counts the finished jobs of ``total``)."""
     t0 = time.perf_counter()
     res = _fit_seed(*args)
-    log.info("task %s, encoder %s, seed %d: %.1f s", args[0], args[1], args[6], time.perf_counter() - t0)
+    fits = sum(r.scores is not None for r in res)
+    log.info("%s: encoder %s, seed %d: %d fits in %.1f s%s", args[0], args[1], args[6], fits,
+             time.perf_counter() - t0, f" ({next(done)} of {total} jobs)" if done is not None else "")
     return res
 
 

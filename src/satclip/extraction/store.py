@@ -15,6 +15,7 @@ is checked finite first: NaN embeddings, or a checkpoint that fails verification
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -30,6 +31,8 @@ from satclip.extraction.named_encoders import resolve_named_encoder, runs_of
 from satclip.extraction.names import encoder_folder
 from satclip.io import atomic_path, write_json
 from satclip.paths import LAND_GRID, Layout, inside
+
+log = logging.getLogger(__name__)
 
 GRID_STEP_DEG = 1.0  # land grid of the embedding maps (the paper's Figure 1 style)
 
@@ -85,6 +88,7 @@ def extract_encoder(name: str, params: Params, tasks: list[str]) -> dict:
             raise
         except Exception as err:  # offline downloads, missing checkpoints: report, do not fail the run
             meta = {"encoder": name, "available": False, "reason": f"{type(err).__name__}: {err}"}
+            log.warning("%s unavailable: %s", name, meta["reason"])
             _replace(out, {}, meta)
             return meta
         prefix = f"run-{run}/" if run else ""
@@ -107,6 +111,8 @@ def extract_encoder(name: str, params: Params, tasks: list[str]) -> dict:
         meta["run_checkpoints"] = [{k: m.get(k) for k in ("checkpoint", "checkpoint_sha256")} for m in metas]
     _replace(out, arrays, meta)
     total = sum(rows.values()) * len(metas)
+    log.info("%s: %d embedding%s of %s points, %.0f points/s", name, len(metas), "s" if len(metas) > 1 else "",
+             f"{sum(rows.values()):,}", total / max(seconds, 1e-9))
     return {**meta, "points_per_s": round(total / max(seconds, 1e-9))}
 
 

@@ -59,9 +59,10 @@ def run_hash(params: Params) -> str:
 class EpochHistory(Callback):
     """Append one row per finished epoch to ``history.csv`` (kept across resumes)."""
 
-    def __init__(self, path: Path) -> None:
-        """Write to ``path``."""
+    def __init__(self, path: Path, label: str = "") -> None:
+        """Write to ``path``; log each epoch's line as ``label`` (e.g. ``run 1``)."""
         self.path = path
+        self.label = label
         self.started = time.perf_counter()
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
@@ -82,6 +83,10 @@ class EpochHistory(Callback):
         table = pd.concat([old, pd.DataFrame([row])], ignore_index=True) if len(old) else pd.DataFrame([row])
         with atomic_path(self.path) as tmp:
             table.to_csv(tmp, index=False)
+        log.info("%sepoch %d/%d: train loss %.3f, val loss %.3f, val top-1 %.1f %%, median %.0f km (%.0f s)",
+                 f"{self.label}: " if self.label else "", trainer.current_epoch + 1, trainer.max_epochs,
+                 row["train_loss"], row["val_loss"], 100 * row["val_top1"], row["val_median_km"],
+                 row["epoch_seconds"])
 
 
 def launch_rank() -> int:
@@ -166,7 +171,8 @@ def prepare_run_dir(run_dir: Path, digest: str) -> tuple[str, Path | None]:
     return mode, resume_from
 
 
-def build_trainer(params: Params, run_dir: Path, callbacks: list[Callback] | None = None) -> L.Trainer:
+def build_trainer(params: Params, run_dir: Path, callbacks: list[Callback] | None = None,
+                  label: str = "") -> L.Trainer:
     """A Lightning Trainer from ``pretrain.trainer`` (accelerator, devices, strategy, nodes...)."""
     t = params.pretrain.trainer
     # run.json sits in the checkpoint folder on purpose; Lightning's notices are noise here
@@ -178,7 +184,7 @@ def build_trainer(params: Params, run_dir: Path, callbacks: list[Callback] | Non
         max_epochs=t.epochs, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
         num_nodes=t.num_nodes, precision=t.precision, accumulate_grad_batches=t.accumulate_grad_batches,
         deterministic=True, logger=False, enable_progress_bar=False, enable_model_summary=False,
-        num_sanity_val_steps=0, callbacks=[ckpt, EpochHistory(run_dir / "history.csv"), *(callbacks or [])],
+        num_sanity_val_steps=0, callbacks=[ckpt, EpochHistory(run_dir / "history.csv", label), *(callbacks or [])],
     )
 
 
@@ -238,13 +244,15 @@ def train_run(params: Params, run: int = 0, callbacks: list[Callback] | None = N
     mode, resume_from = prepare_run_dir(run_dir, digest)
     if mode == "done":
         metrics = json.loads((run_dir / "run.json").read_text())["metrics"]
+        log.info("run %d (seed %d): finished earlier with the same configuration, reused", run, params.seed)
     else:
         hparams = asdict(cfg)
         hparams.pop("runs")  # not a property of one run
         module = SatCLIPModule(hparams, seed=params.seed)
         if cfg.feature_cache.enabled:
             data.use_feature_cache(module.model)
-        trainer = build_trainer(params, run_dir, callbacks)
+        log.info("run %d (seed %d): %s", run, params.seed, {"fresh": "training", "resume": f"resuming from {resume_from}"}[mode])
+        trainer = build_trainer(params, run_dir, callbacks, label=f"run {run}")
         trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from is not None else None)
         if not trainer.is_global_zero:
             return {}
@@ -257,8 +265,11 @@ def train_run(params: Params, run: int = 0, callbacks: list[Callback] | None = N
 
 
 def _train_job(params: Params, run: int) -> dict:
-    """``train_run`` in a worker process (its logs go to the parent's stderr)."""
-    logging.basicConfig(level=logging.WARNING)
+    """``train_run`` in a worker process (its logs go to the run log, else to stderr)."""
+    from satclip.runlog import to_run_log
+
+    if to_run_log() is None:
+        logging.basicConfig(level=logging.WARNING)
     return train_run(params, run)
 
 

@@ -26,7 +26,7 @@ STAGE_REPORTS = {
     "10_download": "Download: data sources, checksums, the pretraining patches and every task's labels on maps.",
     "20_pretrain": "Pretraining: configuration, curves, the embedding map and image-to-location retrieval.",
     "30_extract": "Extraction: every encoder's embeddings of the task points and of a land grid.",
-    "50_tables": "Tables: the joined results, the pretraining-gain check and image localization.",
+    "50_tables": "Tables: the joined results, the verdict (pretrained against untrained and raw) and image localization.",
     "90_figures": "Figures: the cross-task figures of this run, as listed below.",
 }
 
@@ -52,12 +52,19 @@ def _describe(rel: str, known: dict[str, str]) -> str | None:
         return STAGE_REPORTS.get(stem, "Stage report.")
     if parts[0] == "tables":
         if len(parts) == 3 and parts[1] == "tasks":
+            if path.name.endswith(".scores.csv"):
+                return f"Every fit's scores of {path.name.removesuffix('.scores.csv')} (seed, pretraining run, metric)."
             return f"Tidy results of {stem} (one row per encoder, probe, split, metric)."
-        return {"downstream.csv": "All results, tidy: task, encoder, probe, split, metric, mean, std, seeds.",
+        return {"downstream.csv": "All results, tidy: task, encoder, probe, split, metric, mean, std, seeds, runs.",
                 "downstream.md": "The main tables in Markdown (tasks × encoders, one per probe and split).",
-                "downstream.tex": "The same tables in LaTeX (booktabs)."}.get(path.name)
+                "downstream.tex": "The same tables in LaTeX (booktabs).",
+                "scores.csv": "Every fit's scores, all tasks (the verdict's input).",
+                "verdict.md": "The verdict: satclip minus each baseline, paired over seeds and runs, 95 % intervals.",
+                "verdict.csv": "The verdict, tidy: one row per task, probe, split and baseline."}.get(path.name)
     if parts[0] == "figures" and path.suffix == ".png":
         if len(parts) == 3 and parts[1] == "tasks":
+            if stem.endswith("_map"):
+                return f"{stem.removesuffix('_map')}: satclip's test-point errors on a map (stage 40)."
             return f"{stem.removesuffix('_bars')}: bars per encoder and probe (stage 40)."
         if stem == "localization_map":
             return "Image localization error of held-out pretraining images, at their true location."
@@ -70,7 +77,9 @@ def _describe(rel: str, known: dict[str, str]) -> str | None:
     if parts[0] == "bench" and path.suffix == ".json":
         return f"Benchmark results: {stem} (make bench)."
     if rel == "model/satclip.ckpt":
-        return "The pretrained SatCLIP checkpoint (Lightning; `satclip embed --encoder` takes it)."
+        return "The pretrained SatCLIP checkpoint, run 0 (Lightning; `satclip embed --encoder` takes it)."
+    if parts[0] == "model" and stem.startswith("satclip-run"):
+        return f"The checkpoint of pretraining run {stem.removeprefix('satclip-run')}."
     if rel == "plots/pretrain_history.csv":
         return "Per-epoch pretraining history (loss, retrieval accuracy, error, time)."
     return None
@@ -128,11 +137,15 @@ def render_index(params: Params, results_dir: str | Path, figures: Iterable = ()
              "<style>body{font-family:system-ui,sans-serif;max-width:70em;margin:2em auto;padding:0 1em;"
              "color:#222}li{margin:.35em 0}code{background:#f3f3f3;padding:0 .2em}"
              "img.thumb{max-width:22em;display:block;margin:.3em 0 .8em;border:1px solid #ddd}"
-             "table{border-collapse:collapse}td{padding:.15em .8em .15em 0;vertical-align:top}</style>",
+             "table{border-collapse:collapse}td,th{padding:.15em .8em .15em 0;vertical-align:top}"
+             ".front table{font-size:.9em;margin:.5em 0 1em}.front th,.front td{border-bottom:1px solid #ddd}"
+             "img.figure{max-width:100%;border:1px solid #ddd}</style>",
              "</head><body>", "<h1>SatCLIP experiment suite: results</h1>",
              "<p>Everything below was produced by <code>make repro</code> (and <code>make figures</code>, "
-             "<code>make compare</code>) from <code>params.yaml</code>. "
-             '<a href="README.md">README.md</a> holds the main table and how it was made.</p>', "<table>"]
+             "<code>make compare</code>) from <code>params.yaml</code>. Start with the verdict and the main "
+             "table below" + ('; then the <a href="notebooks/50_tables.html">tables report</a>'
+                              if (root / "notebooks" / "50_tables.html").is_file() else "")
+             + '; <a href="README.html">README</a> says how the run was made.</p>', *front_page(root), "<table>"]
     for key, value in _provenance_rows(params, root):
         parts.append(f"<tr><td><b>{esc(key)}</b></td><td>{esc(value)}</td></tr>")
     parts.append("</table>")
@@ -208,15 +221,57 @@ def render_readme(params: Params, results_dir: str | Path) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def markdown_html(text: str) -> str:
+    """Markdown (with tables) as an HTML fragment."""
+    import mistune
+
+    return mistune.create_markdown(plugins=["table"])(text)
+
+
+def front_page(root: Path) -> list[str]:
+    """The study at a glance: the verdict, the main table, the headline figure (what exists of them)."""
+    import pandas as pd
+
+    from satclip.evaluation.tables import verdict_report
+
+    parts = ['<div class="front">']
+    verdict = root / "tables" / "verdict.csv"
+    if verdict.is_file():
+        v = pd.read_csv(verdict, keep_default_na=False, na_values=[""])
+        parts += ["<h2>Verdict: does pretraining add information?</h2>",
+                  "<p>Pretrained <code>satclip</code> minus each baseline (<code>satclip-random</code>: the same "
+                  "architecture untrained; <code>raw</code>: lon, lat), paired seed by seed (seed i fits "
+                  "pretraining run i), mean with a 95 % Student-t interval: win when it lies above 0. The "
+                  "paper's protocol (MLP probe, held-out continents) first, then the checkerboard split.</p>",
+                  markdown_html(verdict_report(v, protocols_only=True))]
+    tables = root / "tables" / "downstream.md"
+    if tables.is_file():
+        for block in tables.read_text().split("### "):
+            if block.startswith("mlp probe, checkerboard split"):
+                title, body = block.split("\n", 1)
+                parts += [f"<h2>Main table: {html.escape(title)}</h2>", markdown_html(body)]
+    headline = root / "figures" / "summary" / "headline.png"
+    if headline.is_file():
+        parts.append('<p><img class="figure" src="figures/summary/headline.png" '
+                     'alt="Headline tasks: every encoder and probe, random vs spatial split"></p>')
+    parts.append("</div>")
+    return parts if len(parts) > 2 else []
+
+
 def write_report(params: Params, figures: Iterable = (), pending: Iterable[str] = ()) -> tuple[Path, Path]:
-    """Write ``<results>/index.html`` and ``<results>/README.md``; return their paths.
+    """Write ``<results>/index.html``, ``<results>/README.md`` (and its HTML rendering); return the first two.
 
     ``pending``: files the index links that the caller writes next (see ``index_entries``).
     """
     root = Path(params.paths.results)
     figures = list(figures)
     index = write_text(root / "index.html", render_index(params, root, figures, pending))
-    readme = write_text(root / "README.md", render_readme(params, root))
+    text = render_readme(params, root)
+    readme = write_text(root / "README.md", text)
+    write_text(root / "README.html", '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+               "<title>Results of this run</title><style>body{font-family:system-ui,sans-serif;max-width:70em;"
+               "margin:2em auto;padding:0 1em}table{border-collapse:collapse;font-size:.9em}td,th{padding:.15em "
+               ".6em;border-bottom:1px solid #ddd}</style></head><body>" + markdown_html(text) + "</body></html>\n")
     return index, readme
 
 

@@ -239,11 +239,20 @@ def task_bars(results: pd.DataFrame, metric: str, *, title: str, caption: str = 
     """Grouped bars of one task's ``metric``: encoders on the x axis, one bar per probe, one panel per split.
 
     ``results`` has the tidy columns ``encoder, probe, split, metric, mean, std``; error bars are
-    one standard deviation over seeds.
+    one standard deviation over seeds. The y axis spans the means (R² and accuracy within [-0.5,
+    1]); a bar or error bar beyond it is cut at the edge and its value written there, so one
+    extrapolating fit (R² of -900 on a held-out continent) does not flatten every other bar.
     """
     import seaborn as sns
 
     rows = results[results["metric"] == metric]
+    finite = rows["mean"][np.isfinite(rows["mean"])]
+    low = min(0.0, float(finite.min())) if len(finite) else 0.0
+    high = max(0.0, float(finite.max())) if len(finite) else 1.0
+    if metric in ("r2", "accuracy", "accuracy_seen", "macro_f1"):
+        low, high = max(low, -0.5), min(max(high, 0.05), 1.0)
+    pad = 0.08 * (high - low or 1.0)
+    ylim = (low - pad if low < 0 else 0.0, high + pad)
     splits = list(dict.fromkeys(rows["split"]))
     encoders = list(dict.fromkeys(rows["encoder"]))
     probes = list(dict.fromkeys(rows["probe"]))
@@ -256,12 +265,22 @@ def task_bars(results: pd.DataFrame, metric: str, *, title: str, caption: str = 
         for j, probe in enumerate(probes):
             vals = sub[sub["probe"] == probe].set_index("encoder").reindex(encoders)
             x = np.arange(len(encoders)) + (j - (len(probes) - 1) / 2) * width
-            ax.bar(x, vals["mean"], width, yerr=vals["std"], color=palette[j], label=probe, capsize=2)
+            mean = vals["mean"].to_numpy(dtype=float)
+            shown = np.clip(mean, *ylim)
+            lo_err = np.clip(mean - vals["std"].fillna(0).to_numpy(dtype=float), *ylim)
+            hi_err = np.clip(mean + vals["std"].fillna(0).to_numpy(dtype=float), *ylim)
+            ax.bar(x, shown, width, yerr=[shown - lo_err, hi_err - shown], color=palette[j], label=probe, capsize=2)
+            for xi, m, sh in zip(x, mean, shown, strict=True):
+                if np.isfinite(m) and m != sh:  # cut at the axis: say how far it went
+                    ax.annotate(f"{m:.2g}", (xi, sh), ha="center", va="top" if m > sh else "bottom", fontsize=6,
+                                rotation=90, color="white")
         ax.set_xticks(np.arange(len(encoders)), encoders, rotation=35, ha="right")
         ax.set_title(f"{split} split")
         ax.axhline(0, color="0.3", lw=0.6)
+        ax.set_ylim(*ylim)
     axes[0][0].set_ylabel(PRIMARY_LABEL.get(metric, metric))
-    axes[0][-1].legend(title="probe", fontsize=8)
+    fig.legend(*axes[0][0].get_legend_handles_labels(), title="probe", fontsize=8, loc="upper right",
+               bbox_to_anchor=(1.0, 1.0), ncol=len(probes))
     fig.suptitle(title)
     if caption:
         add_caption(fig, caption)

@@ -6,7 +6,12 @@ Every ``dvc.yaml`` stage is one line, ``python -m satclip.stages.runner <stage> 
    message names the key, the exit status is 1, nothing is written);
 2. papermill executes ``notebooks/<stem>.ipynb`` with every section of ``params.yaml`` (and
    ``task``) as parameters into ``Layout.report(stage)``;
-3. nbconvert renders the executed notebook to HTML beside it (written atomically).
+3. the executed notebook is rendered to HTML beside it (``reporting.export``: code hidden,
+   nothing remote), written atomically.
+
+While the notebook runs, what the stage logs (one line per pretraining epoch, per encoder
+extracted, per probe fit; Python warnings) goes to ``Layout.logs / <report>.log`` and is echoed
+to stderr (``satclip.runlog``), not into the report.
 
 ``run_function`` is the same for the ``python -m satclip.stages.<stage>`` entry points, which run
 a stage's function without its notebook (e.g. pretraining under ``torchrun``).
@@ -28,8 +33,12 @@ from satclip.paths import STAGE_NOTEBOOKS, Layout, notebook_template
 
 def execute_stage(stage: str, params_file: str | Path = "params.yaml", task: str | None = None) -> Path:
     """Validate ``params_file``, execute the stage notebook and render it; return the HTML report."""
+    import os
+
     import papermill
-    from nbconvert import HTMLExporter
+
+    from satclip.reporting.export import render_report
+    from satclip.runlog import ENV, follow
 
     params = load_params(params_file)
     if (task is None) != (stage != "evaluate"):
@@ -41,10 +50,15 @@ def execute_stage(stage: str, params_file: str | Path = "params.yaml", task: str
     parameters: dict[str, Any] = read_yaml(params_file)
     if task is not None:
         parameters["task"] = task
-    papermill.execute_notebook(str(notebook_template(stage)), str(out), parameters=parameters,
-                               kernel_name="python3", cwd=".", progress_bar=True, log_output=False)
-    body, _ = HTMLExporter().from_filename(str(out))
-    return write_text(out.with_suffix(".html"), body)
+    log_file = Layout.of(params).logs / f"{out.stem}.log"
+    os.environ[ENV] = str(log_file.resolve())  # the kernel (and its children) log there
+    try:
+        with follow(log_file, out.stem):
+            papermill.execute_notebook(str(notebook_template(stage)), str(out), parameters=parameters,
+                                       kernel_name="python3", cwd=".", progress_bar=False, log_output=False)
+    finally:
+        os.environ.pop(ENV, None)
+    return write_text(out.with_suffix(".html"), render_report(out))
 
 
 def run_function(function: Callable[[Params], Any], argv: list[str] | None = None) -> int:
