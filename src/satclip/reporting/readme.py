@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
+import os
 import subprocess
 import sys
 from datetime import date
 from pathlib import Path
 
+from satclip.evaluation.metrics import primary_metric
 from satclip.io import write_text
 
 BLOCKS = ("results", "cost")
@@ -36,9 +37,7 @@ def _markers(name: str) -> tuple[str, str]:
 
 
 def _primary(leaf: dict, split: str) -> str:
-    if "r2" in leaf:
-        return "r2"
-    return "accuracy_seen" if split.startswith("continent") else "accuracy"
+    return primary_metric("regression" if "r2" in leaf else "classification", split)
 
 
 def _counts(c: dict) -> str:
@@ -144,7 +143,7 @@ def render_cost(results_dir: str | Path, data_dir: str | Path, cache_dir: str | 
         return "No stage has run on this machine yet.\n"
     total = sum(times.values())
     slow = sorted(times.items(), key=lambda kv: -kv[1])[:4]
-    cores = shutil.os.cpu_count()
+    cores = os.cpu_count()
     return (f"Measured on {date.today().isoformat()} on this project's {cores}-core machine: the stage "
             f"notebooks of the last `make repro` took {total / 60:.0f} minutes in all (slowest: "
             + ", ".join(f"{k} {v / 60:.1f} min" for k, v in slow)
