@@ -19,6 +19,7 @@ def test_logs_and_warnings_reach_the_file_and_the_console(tmp_path):
     text = log_file.read_text()
     assert "epoch 1/2: loss 3.2" in text and "a deprecation nobody reads" in text
     assert "[stage] " in console.getvalue() and "epoch 1/2" in console.getvalue()
+    assert not [line for line in console.getvalue().splitlines() if not line.removeprefix("[stage]").strip()]
     for name in ("satclip", "py.warnings", "lightning", "lightning.pytorch"):  # leave logging as the other tests expect it
         logger = logging.getLogger(name)
         logger.handlers = [h for h in logger.handlers if not getattr(h, "_satclip_run_log", False)]

@@ -12,9 +12,10 @@ a name here. Stages, notebooks and tests ask a ``Layout`` instead of joining str
     <data>/checkpoints/pretrain/run-<r>/   the resumable training runs (run.json, last.ckpt, ...)
     <data>/embeddings/<encoder>/<task>.npy embeddings per encoder (+ meta.json, land_grid.npy;
                                            run-<r>/<task>.npy for the runs r >= 1 of satclip)
-    <data>/params.valid                    written by the check stage when params.yaml is valid
+    <data>/stages/<stage>.json             the check stage's fingerprint of each stage (params, code)
     <results>/model/satclip.ckpt           the pretrained checkpoint (run 0; satclip-run<r>.ckpt)
-    <results>/metrics/<stage>.json         tracked metrics
+    <results>/metrics/headline.json        the headline metrics (what `dvc exp show` lists)
+    <results>/metrics/<stage>.json         every stage's metrics (`dvc metrics show <file>`)
     <results>/notebooks/<report>.ipynb     executed stage notebooks (+ .html reports)
     <results>/tables/                      downstream.{csv,md,tex}, tasks/<task>.csv
     <results>/predictions/<task>.parquet   test predictions (maps)
@@ -44,6 +45,16 @@ STAGE_NOTEBOOKS = {
     "evaluate": "40_evaluate",
     "tables": "50_tables",
     "figures": "90_figures",
+}
+#: stage name -> the params it reads (a section, a sub-section or one key): what its fingerprint
+#: holds (``satclip.stages.check``) and what its report's parameter table lists
+STAGE_PARAMS: dict[str, tuple[str, ...]] = {
+    "download": ("seed", "paths", "download"),
+    "pretrain": ("seed", "runtime", "pretrain"),
+    "extract": ("seed", "runtime", "pretrain.location", "pretrain.runs", "extract"),
+    "evaluate": ("evaluate", "extract.encoders"),
+    "tables": ("download.labels.tasks",),
+    "figures": ("seed", "runtime", "download", "pretrain", "extract", "evaluate"),  # its report prints them all
 }
 NOTEBOOKS_DIR = Path("notebooks")
 LAND_GRID = "land_grid"  # file stem of the land-grid embeddings beside the task embeddings
@@ -110,8 +121,17 @@ class Layout:
 
     @property
     def params_stamp(self) -> Path:
-        """Written by the check stage; every other stage depends on it."""
+        """Written by ``satclip check --stamp`` when params.yaml is valid."""
         return self.data / "params.valid"
+
+    @property
+    def fingerprints(self) -> Path:
+        """The check stage's output: one fingerprint per stage (``satclip.stages.check``)."""
+        return self.data / "stages"
+
+    def fingerprint(self, stage: str) -> Path:
+        """``<data>/stages/<stage>.json``: the params and code ``stage`` depends on (its dvc.yaml dep)."""
+        return self.fingerprints / f"{stage}.json"
 
     # ---- results ---------------------------------------------------------------------------
     @property

@@ -59,8 +59,9 @@ def follow(path: Path, prefix: str, stream=None) -> Iterator[None]:
                 where = f.tell()
                 line = f.readline()
                 if line.endswith("\n") or (line and stop.is_set()):
-                    stream.write(f"[{prefix}] {line.rstrip()}\n")
-                    stream.flush()
+                    if line.strip():  # a warning's trailing newline is no line of its own
+                        stream.write(f"[{prefix}] {line.rstrip()}\n")
+                        stream.flush()
                 elif stop.is_set():
                     return
                 else:  # nothing new, or half a line: wait for the rest

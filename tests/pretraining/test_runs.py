@@ -71,6 +71,23 @@ def test_truncated_last_ckpt_resumes_from_best_and_matches_uninterrupted(tmp_pat
     assert resumed["epochs"] == 5
     assert pd.read_csv(Layout.of(params).history)["epoch"].tolist() == [0, 1, 2, 3, 4]
     assert checkpoint_epoch(run_dir / "last.ckpt") == 4  # a readable last.ckpt again
+    # Lightning's CSV log: one version per start (3 here), step losses and epoch metrics
+    versions = sorted((run_dir / "logs").glob("version_*/metrics.csv"))
+    assert len(versions) == 3
+    log = pd.read_csv(versions[-1])
+    assert log["train_loss_step"].notna().any() and log["val_loss"].notna().any()
+
+
+def test_progress_lines_within_long_epochs(tmp_path, caplog, monkeypatch):
+    """An epoch longer than PROGRESS_SECONDS logs batch, loss and rate (0 s here: every batch)."""
+    import satclip.pretraining.runs as runs
+
+    monkeypatch.setattr(runs, "PROGRESS_SECONDS", 0.0)
+    params = tiny_params(tmp_path)
+    with caplog.at_level(logging.INFO, logger=RUNS_LOGGER):
+        run_pretrain(params)
+    lines = [r.getMessage() for r in caplog.records if "batches/s" in r.getMessage()]
+    assert lines and "epoch 1/" in lines[0] and ", batch 1/" in lines[0] and "train loss" in lines[0]
 
 
 def test_truncated_last_and_best_restart_from_scratch(tmp_path, reference, caplog):

@@ -1,4 +1,4 @@
-"""dvc.yaml cannot drift: stage deps match the import closure, paths match ``satclip.paths``."""
+"""dvc.yaml cannot drift: each stage depends on its fingerprint, paths match ``satclip.paths``."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import re
 import pytest
 import yaml
 
-from imports import REPO, compact_deps, files_of, stage_modules
+from imports import REPO
 from satclip.config import Params, load_params
-from satclip.paths import STAGE_NOTEBOOKS, Layout, notebook_template
+from satclip.paths import STAGE_NOTEBOOKS, Layout
+from satclip.stages.check import HEADLINE_PARAMS
 
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 
@@ -29,30 +30,39 @@ def _paths(entries: list) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("stage", ["check", *STAGE_NOTEBOOKS])
-def test_src_deps_are_exactly_the_import_closure(stage):
-    """A module a stage's notebook imports (transitively) is a dep; nothing else under src/ is."""
-    notebook = REPO / notebook_template(stage) if stage != "check" else None
-    expected = compact_deps(files_of(stage_modules(stage, notebook)))
-    listed = sorted(d for d in _paths(_stage(stage)["deps"]) if d.startswith("src/"))
-    assert listed == expected, (f"dvc.yaml stage {stage!r}: its src deps are not its imports; run "
-                                f"`.venv/bin/python tests/imports.py` to rewrite them. Expected:\n"
-                                + "\n".join(f"      - {d}" for d in expected))
-
-
 @pytest.mark.parametrize("stage", list(STAGE_NOTEBOOKS))
-def test_every_stage_runs_its_notebook_after_the_params_check(stage):
+def test_every_stage_runs_its_notebook_after_the_check_through_its_fingerprint(stage):
+    """Params and code reach a stage through its fingerprint: no src/ or notebook dep, no params but the headline."""
     spec = _stage(stage)
     assert re.fullmatch(rf"python -m satclip\.stages\.runner {stage}( --task \$\{{item\}})?", spec["cmd"])
     deps = _paths(spec["deps"])
-    assert notebook_template(stage).as_posix() in deps
-    assert Layout().params_stamp.as_posix() in deps
+    assert deps[0] == Layout().fingerprint(stage).as_posix()
+    assert not [d for d in deps if d.startswith(("src/", "notebooks/"))], deps
+    assert [str(p) for p in spec.get("params", [])] == (list(HEADLINE_PARAMS) if stage == "tables" else [])
 
 
-def test_check_stage_tracks_every_param_and_writes_the_stamp():
+def test_check_stage_always_runs_and_writes_the_fingerprints():
     check = DVC["check"]
-    assert check["params"] == [{"params.yaml": None}]
-    assert _paths(check["outs"]) == [Layout().params_stamp.as_posix()]
+    assert check["cmd"] == "python -m satclip.stages.check params.yaml"
+    assert check["always_changed"] is True and "deps" not in check and "params" not in check
+    assert _paths(check["outs"]) == [Layout().fingerprints.as_posix()]
+    assert check["outs"][0][next(iter(check["outs"][0]))] == {"cache": False, "persist": True}
+
+
+def test_the_headline_is_the_only_declared_metrics_file():
+    """`dvc exp show` lists the headline metrics only; the other metrics files are plain outputs."""
+    declared = {name: _paths(_stage(name)["metrics"]) for name in DVC if "metrics" in _stage(name)}
+    assert declared == {"tables": [Layout().metrics("headline").as_posix()]}
+
+
+def test_headline_params_cover_every_swept_key():
+    """The params columns of `dvc exp show` include every key a sweep in experiments/sweeps varies."""
+    swept = set()
+    for path in sorted((REPO / "experiments" / "sweeps").glob("*.yaml")):
+        for point in yaml.safe_load(path.read_text())["points"].values():
+            swept |= set(point)
+    assert swept <= set(HEADLINE_PARAMS), swept - set(HEADLINE_PARAMS)
+    assert len(HEADLINE_PARAMS) <= 15
 
 
 def test_outputs_are_the_layout_paths():
@@ -61,6 +71,7 @@ def test_outputs_are_the_layout_paths():
     outs = {name: set(_paths(_stage(name).get("outs", []) + _stage(name).get("metrics", []))) for name in DVC}
     item = "${item}"
     expected = {
+        "check": {layout.fingerprints},
         "download": {layout.raw, layout.labels, layout.pretrain_sets, layout.metrics("download")},
         "pretrain": {layout.pretrain_runs, layout.model_dir, layout.history, layout.metrics("pretrain")},
         "extract": {layout.embeddings, layout.metrics("extract")},
@@ -68,10 +79,12 @@ def test_outputs_are_the_layout_paths():
                      layout.task_figures / f"{item}_bars.png", layout.task_figures / f"{item}_bars.pdf"},
         "tables": {layout.downstream_csv, layout.tables / "downstream.md", layout.tables / "downstream.tex",
                    layout.localization_map.with_suffix(".png"), layout.localization_map.with_suffix(".pdf"),
-                   layout.metrics("downstream"), layout.scores_csv, layout.verdict_csv,
+                   layout.metrics("downstream"), layout.metrics("headline"), layout.scores_csv, layout.verdict_csv,
                    layout.tables / "verdict.md"},
         "figures": {layout.summary_figures, layout.index_html, layout.readme, layout.readme_html},
     }
+    assert outs.pop("check") == {layout.fingerprints.as_posix()}
+    expected.pop("check")
     for stage, paths in expected.items():
         task = item if stage == "evaluate" else None
         report = layout.report(stage, task)

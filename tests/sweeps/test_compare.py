@@ -43,3 +43,16 @@ def test_comparison_table_in_point_order_with_missing_scores_as_nan():
     assert math.isnan(linear.loc[0, "population"])
     with pytest.raises(LookupError, match="make sweep NAME=t"):
         comparison_table(Sweep("t", "", None, None, {"x": {"seed": 1}}), finished_experiments(SHOW))
+
+
+def test_params_and_full_metrics_come_from_the_experiment_commit():
+    """`dvc exp show` lists the headline only: params.yaml and downstream.json are read at the commit."""
+    files = {("abc", "params.yaml"): "seed: 3\npretrain:\n  location:\n    legendre_polys: 40\n",
+             ("abc", "out/metrics/downstream.json"): '{"population": {"satclip": {"mlp": {"checkerboard": {"r2": 0.6}}}}}'}
+    show = [{"name": "main", "experiments": [{"revs": [{"name": "s-a", "rev": "abc", "error": None, "data": {
+        "timestamp": "2026-12-01T10:00:00", "params": {"params.yaml": {"data": {"seed": 3}}},
+        "metrics": {"out/metrics/headline.json": {"data": {"top1": 0.2}}}}}]}]}]
+    found = finished_experiments(show, lambda rev, path: files.get((rev, path)), "out/metrics")
+    assert found["s-a"]["params"]["pretrain.location.legendre_polys"] == 40
+    assert found["s-a"]["metrics"]["downstream.json"]["population"]["satclip"]["mlp"]["checkerboard"]["r2"] == 0.6
+    assert finished_experiments(show) == {}   # no downstream scores without the commit's files

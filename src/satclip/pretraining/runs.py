@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
 
 from satclip.config import Params
 from satclip.data.pretrain_sets import open_pretrain_set
@@ -56,18 +57,37 @@ def run_hash(params: Params) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+PROGRESS_SECONDS = 60.0   # a progress line within an epoch at most this often (long epochs on big sets)
+LOG_EVERY_N_STEPS = 10    # rows of the Lightning CSV log (logs/version_<k>/metrics.csv in the run folder)
+
+
 class EpochHistory(Callback):
-    """Append one row per finished epoch to ``history.csv`` (kept across resumes)."""
+    """Append one row per finished epoch to ``history.csv`` (kept across resumes); log progress lines.
+
+    The run log (``satclip.runlog``, echoed to the console) gets one line per epoch and, within an
+    epoch that takes longer than ``PROGRESS_SECONDS``, a line with the batch, the loss and the rate.
+    """
 
     def __init__(self, path: Path, label: str = "") -> None:
         """Write to ``path``; log each epoch's line as ``label`` (e.g. ``run 1``)."""
         self.path = path
         self.label = label
-        self.started = time.perf_counter()
+        self.started = self.reported = time.perf_counter()
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         """Start the epoch's clock."""
-        self.started = time.perf_counter()
+        self.started = self.reported = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+        """A progress line when ``PROGRESS_SECONDS`` have passed since the last one."""
+        now = time.perf_counter()
+        if not trainer.is_global_zero or now - self.reported < PROGRESS_SECONDS:
+            return
+        self.reported = now
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        log.info("%sepoch %d/%d, batch %d/%s: train loss %.3f (%.2f batches/s)",
+                 f"{self.label}: " if self.label else "", trainer.current_epoch + 1, trainer.max_epochs,
+                 batch_idx + 1, trainer.num_training_batches, float(loss), (batch_idx + 1) / (now - self.started))
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         """Append (or replace, after a resume) the epoch's row."""
@@ -177,14 +197,17 @@ def build_trainer(params: Params, run_dir: Path, callbacks: list[Callback] | Non
     t = params.pretrain.trainer
     # run.json sits in the checkpoint folder on purpose; Lightning's notices are noise here
     warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
+    warnings.filterwarnings("ignore", message="The number of training batches .* is smaller than the logging interval")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
     ckpt = ModelCheckpoint(dirpath=run_dir, filename="best", monitor="val_loss", mode="min",
                            save_last=True, save_top_k=1, enable_version_counter=False)
     return L.Trainer(
         max_epochs=t.epochs, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
         num_nodes=t.num_nodes, precision=t.precision, accumulate_grad_batches=t.accumulate_grad_batches,
-        deterministic=True, logger=False, enable_progress_bar=False, enable_model_summary=False,
-        num_sanity_val_steps=0, callbacks=[ckpt, EpochHistory(run_dir / "history.csv", label), *(callbacks or [])],
+        deterministic=True, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+        # Lightning's CSV log: <run>/logs/version_<k>/metrics.csv, one version per start or resume
+        logger=CSVLogger(save_dir=run_dir, name="logs"), log_every_n_steps=LOG_EVERY_N_STEPS,
+        callbacks=[ckpt, EpochHistory(run_dir / "history.csv", label), *(callbacks or [])],
     )
 
 

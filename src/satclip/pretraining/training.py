@@ -238,6 +238,7 @@ class SatCLIPModule(L.LightningModule):
                                   f"batch {batch_idx} (global step {self.global_step}); the last good "
                                   f"checkpoint is the previous epoch's last.ckpt")
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log("train_loss_step", loss.detach(), on_step=True, on_epoch=False)  # the CSV log's step curve
         self.log("scale", self.model.scale(), on_step=False, on_epoch=True)
         return loss
 

@@ -31,6 +31,12 @@ from satclip.io import write_text
 from satclip.paths import STAGE_NOTEBOOKS, Layout, notebook_template
 
 
+# jupyter_client interrupts the kernel before it shuts it down, and ipykernel logs "KeyboardInterrupt
+# caught in kernel" to the console for it: the kernel application's own log is quiet (a failing
+# cell is still reported by papermill, with its traceback, and the stage fails).
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
+
+
 def execute_stage(stage: str, params_file: str | Path = "params.yaml", task: str | None = None) -> Path:
     """Validate ``params_file``, execute the stage notebook and render it; return the HTML report."""
     import os
@@ -55,7 +61,8 @@ def execute_stage(stage: str, params_file: str | Path = "params.yaml", task: str
     try:
         with follow(log_file, out.stem):
             papermill.execute_notebook(str(notebook_template(stage)), str(out), parameters=parameters,
-                                       kernel_name="python3", cwd=".", progress_bar=False, log_output=False)
+                                       kernel_name="python3", cwd=".", progress_bar=False, log_output=False,
+                                       extra_arguments=KERNEL_ARGUMENTS)
     finally:
         os.environ.pop(ENV, None)
     return write_text(out.with_suffix(".html"), render_report(out))

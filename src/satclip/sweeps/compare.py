@@ -2,7 +2,9 @@
 
 Reads ``dvc exp show --json`` (the experiments of the last ``RECENT_COMMITS`` commits, so a sweep
 stays comparable after a commit; the newest experiment of a name wins), keeps those named
-``<sweep>-<point>``, and writes ``<results>/compare/<sweep>.csv`` (one row per experiment: the
+``<sweep>-<point>``, reads each one's ``params.yaml`` and full metrics files (``downstream.json``,
+``pretrain.json``: git-tracked, not declared metrics, so not in ``dvc exp show``) from its
+experiment commit with ``git show``, and writes ``<results>/compare/<sweep>.csv`` (one row per experiment: the
 varied params, pretraining retrieval, and every task's primary metric for one encoder, probe and
 split), ``<sweep>.md`` (the same as a Markdown table) and ``<sweep>.json`` (what the figure needs:
 the swept parameter, the description, the scoring protocol). The figures stage draws
@@ -14,10 +16,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from satclip.config import ConfigError
 from satclip.io import write_json, write_text
@@ -26,6 +30,7 @@ from satclip.sweeps.sweep import RECENT_COMMITS, Sweep, load_sweep, resolve_swee
 
 DOWNSTREAM = "downstream.json"
 PRETRAIN = "pretrain.json"
+HEADLINE = "headline.json"   # the declared metrics file: an experiment that has it has finished
 PRETRAIN_COLUMNS = {"val_top1": "pretrain top-1", "val_median_km": "pretrain median km"}
 
 
@@ -38,11 +43,22 @@ def experiments_json(dvc: str = "dvc", cwd: str | Path = ".") -> list[dict]:
     return json.loads(out.stdout)
 
 
-def finished_experiments(rows: list[dict]) -> dict[str, dict]:
+def git_file_reader(cwd: str | Path = ".") -> Callable[[str, str], str | None]:
+    """``read(rev, path)``: the text of ``path`` at commit ``rev`` (``git show``), or None."""
+    def read(rev: str, path: str) -> str | None:
+        out = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=cwd, capture_output=True, text=True)
+        return out.stdout if out.returncode == 0 else None
+    return read
+
+
+def finished_experiments(rows: list[dict], read: Callable[[str, str], str | None] | None = None,
+                         metrics_dir: str = "results/metrics") -> dict[str, dict]:
     """Experiment name -> ``{"params": flat params, "metrics": {file name: data}}`` of the finished experiments.
 
     A failed or queued experiment has no metrics and is left out; of two experiments of one
-    name, on different commits, the newer is kept.
+    name, on different commits, the newer is kept. With ``read`` (``git_file_reader``), the params
+    are the experiment's whole ``params.yaml`` and the metrics files missing from ``dvc exp show``
+    are read from ``metrics_dir`` at the experiment's commit.
     """
     out, stamps = {}, {}
     for baseline in rows:
@@ -50,12 +66,22 @@ def finished_experiments(rows: list[dict]) -> dict[str, dict]:
             for rev in exp.get("revs") or []:
                 name, data = rev.get("name") or exp.get("name"), rev.get("data") or {}
                 metrics = {Path(path).name: (m or {}).get("data") for path, m in (data.get("metrics") or {}).items()}
-                if not name or rev.get("error") or not metrics.get(DOWNSTREAM):
+                if not name or rev.get("error") or not (metrics.get(HEADLINE) or metrics.get(DOWNSTREAM)):
                     continue
                 stamp = str(data.get("timestamp") or "")
                 if name in out and stamps[name] >= stamp:
                     continue
                 params = flatten(((data.get("params") or {}).get("params.yaml") or {}).get("data") or {})
+                sha = rev.get("rev") or data.get("rev")
+                if read is not None and sha:
+                    text = read(sha, "params.yaml")
+                    params = flatten(yaml.safe_load(text) or {}) if text else params
+                    for file in (DOWNSTREAM, PRETRAIN):
+                        text = None if metrics.get(file) else read(sha, f"{metrics_dir}/{file}")
+                        if text:
+                            metrics[file] = json.loads(text)
+                if not metrics.get(DOWNSTREAM):
+                    continue
                 out[name], stamps[name] = {"params": params, "metrics": metrics}, stamp
     return out
 
@@ -139,8 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sweep = load_sweep(resolve_sweep(args.name), args.params)
         params = load_params(args.params)
-        table = comparison_table(sweep, finished_experiments(experiments_json()), args.encoder, args.probe,
-                                 args.split)
+        found = finished_experiments(experiments_json(), git_file_reader(),
+                                     Path(params.paths.results, "metrics").as_posix())
+        table = comparison_table(sweep, found, args.encoder, args.probe, args.split)
     except (ConfigError, LookupError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
