@@ -20,7 +20,7 @@ EXP ?=
 NAME ?=
 SWEEPS = $(basename $(notdir $(wildcard experiments/sweeps/*.yaml)))
 
-.PHONY: help setup test repro figures sweep compare bench lint clean
+.PHONY: help setup test repro figures sweep compare exp bench lint clean
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -59,6 +59,9 @@ compare: $(STAMP)  ## one table and figure across a finished sweep: make compare
 	@test -n "$(NAME)" || { echo "usage: make compare NAME=<sweep>; sweeps: $(SWEEPS)" >&2; exit 2; }
 	$(VENV)/bin/satclip compare "$(NAME)"
 	dvc repro --single-item --force figures
+
+exp: $(STAMP)  ## every experiment's headline metrics, fitting a terminal (satclip exp; ARGS=... for dvc exp show)
+	$(VENV)/bin/satclip exp $(ARGS)
 
 bench: $(STAMP)  ## run every benchmark in benchmarks/ (results under results/bench/)
 	@mkdir -p results/bench

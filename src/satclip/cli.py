@@ -138,6 +138,7 @@ SUBCOMMANDS: dict[str, Registrar] = {
     "overlay": _delegate("overlay", "satclip.sweeps.overlay", "print or apply an overlay of params.yaml"),
     "sweep": _delegate("sweep", "satclip.sweeps.sweep", "run an ablation sweep as DVC experiments"),
     "compare": _delegate("compare", "satclip.sweeps.compare", "tabulate and chart a finished sweep"),
+    "exp": _delegate("exp", "satclip.sweeps.exp_table", "the experiments' headline metrics (dvc exp show, cut to fit)"),
     "report": _delegate("report", "satclip.reporting.index", "rebuild results/index.html and README.md from disk"),
 }
 

@@ -70,7 +70,9 @@ def _describe(rel: str, known: dict[str, str]) -> str | None:
             return "Image localization error of held-out pretraining images, at their true location."
         return None
     if parts[0] == "metrics" and path.suffix == ".json":
-        return f"Metrics of the {stem} stage (dvc metrics show / diff)."
+        if stem == "headline":
+            return "The headline metrics: pretraining retrieval, wins per protocol, headline scores (satclip exp)."
+        return f"Metrics of the {stem} stage (git-tracked; dvc metrics show reads it)."
     if parts[0] == "compare" and path.suffix in (".md", ".csv"):
         kind = "table" if path.suffix == ".md" else "table, CSV"
         return f"Comparison {kind} of the finished experiments of sweep {stem} (make compare)."
