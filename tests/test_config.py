@@ -120,3 +120,37 @@ def test_every_overlay_builds_its_model_offline():
             img = model.encode_image(torch.rand(1, cfg.image.in_channels, side, side))
             loc = model.encode_location(torch.tensor([[10.0, 20.0]]))
         assert img.shape == loc.shape == (1, cfg.location.embed_dim), overlay.name
+
+
+# The released models' hyper-parameters (Klemmer et al., AAAI 2025, Sec. 3; satclip/main.py and
+# satclip/location_encoder.py of microsoft/satclip@1ead106): backbone, its SSL4EO-S12 weights, L.
+RELEASED = {
+    "paper-resnet18-l10": ("resnet18", "ResNet18_Weights.SENTINEL2_ALL_MOCO", 10),
+    "paper-resnet18-l40": ("resnet18", "ResNet18_Weights.SENTINEL2_ALL_MOCO", 40),
+    "paper-resnet50-l10": ("resnet50", "ResNet50_Weights.SENTINEL2_ALL_MOCO", 10),
+    "paper-resnet50-l40": ("resnet50", "ResNet50_Weights.SENTINEL2_ALL_MOCO", 40),
+    "paper-vit16-l10": ("vit_small_patch16_224", "ViTSmall16_Weights.SENTINEL2_ALL_MOCO", 10),
+    "paper-vit16-l40": ("vit_small_patch16_224", "ViTSmall16_Weights.SENTINEL2_ALL_MOCO", 40),
+}
+RELEASED_COMMON = {
+    "download.pretrain_set": "s2-100k", "download.s2_100k.shards": 100, "pretrain.dataset": "s2-100k",
+    "pretrain.image.in_channels": 13, "pretrain.image.freeze_backbone": True,
+    "pretrain.location.encoding": "sh", "pretrain.location.sh_convention": "satclip",
+    "pretrain.location.network": "siren", "pretrain.location.hidden_dim": 512,
+    "pretrain.location.num_hidden_layers": 2, "pretrain.location.w0_initial": 30.0, "pretrain.location.w0": 1.0,
+    "pretrain.location.dropout": 0.5, "pretrain.location.embed_dim": 256, "pretrain.location.dtype": "float32",
+    "pretrain.optim.lr": 1e-4, "pretrain.optim.weight_decay": 0.01, "pretrain.optim.schedule": "constant",
+    "pretrain.trainer.epochs": 500, "pretrain.trainer.batch_size": 512, "pretrain.trainer.accumulate_grad_batches": 16,
+    "pretrain.augment.jitter_mode": "one-sided", "evaluate.max_train_points": None,
+}
+
+
+@pytest.mark.parametrize("name", sorted(RELEASED))
+def test_paper_overlays_resolve_to_the_released_hyper_parameters(name):
+    """params.yaml + the overlay = the released model's configuration (no 2-core default leaks in)."""
+    flat = flatten(to_dict(load_params(REPO / "params.yaml", [REPO / "experiments" / f"{name}.yaml"])))
+    backbone, weights, legendre = RELEASED[name]
+    expected = {**RELEASED_COMMON, "pretrain.image.backbone": backbone, "pretrain.image.weights": weights,
+                "pretrain.location.legendre_polys": legendre}
+    assert {k: flat[k] for k in expected} == expected
+    assert sorted(p.stem for p in (REPO / "experiments").glob("paper-*.yaml")) == sorted(RELEASED)

@@ -92,3 +92,14 @@ def test_outputs_are_the_layout_paths():
         assert outs[stage] == paths, stage
     assert tasks  # the evaluate stage's foreach runs over download.labels.tasks
     assert DVC["evaluate"]["foreach"] == "${download.labels.tasks}"
+
+
+def test_every_metrics_file_is_tracked_by_git():
+    """Experiments start from git: an untracked metrics file would be missing there (and re-run its stage)."""
+    import subprocess
+
+    layout = Layout()
+    tracked = set(subprocess.run(["git", "ls-files", layout.metrics_dir.as_posix()], cwd=REPO, capture_output=True,
+                                 text=True, check=True).stdout.split())
+    for name in ("download", "pretrain", "extract", "downstream", "headline"):
+        assert layout.metrics(name).as_posix() in tracked, name

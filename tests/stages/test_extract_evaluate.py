@@ -29,6 +29,12 @@ def test_extract_writes_row_aligned_embeddings_and_reports_unavailable(params):
     table = pd.read_parquet(f"{params.paths.data}/labels/biomes.parquet")
     emb, reason = load_embeddings(params, "sh", "biomes")
     assert emb.shape == (len(table), 16) and emb.dtype == np.float32 and reason == ""
+    # each distinct point is embedded once and shared between tasks: the same rows as per task
+    from satclip.embed import embed_coordinates
+    from satclip.extraction.named_encoders import resolve_named_encoder
+
+    direct = embed_coordinates(resolve_named_encoder("sh", params, 0).module, table[["lon", "lat"]].to_numpy())
+    np.testing.assert_allclose(emb, direct, rtol=0, atol=1e-6)
     emb, reason = load_embeddings(params, "satclip", "biomes")
     assert emb is None and "unavailable" in reason
     lon, lat, grids = grid_embeddings(params)  # the embedding-map grid, for available encoders only
@@ -36,6 +42,10 @@ def test_extract_writes_row_aligned_embeddings_and_reports_unavailable(params):
     assert len(lon) > 10_000 and np.all(np.abs(lat) <= 90)
     metrics = json.loads(open(f"{params.paths.results}/metrics/extract.json").read())
     assert metrics["raw"]["available"] and not metrics["satclip"]["available"]
+    # collapse diagnostics of every available encoder (land grid, mean over runs)
+    assert metrics["sh"]["sh_linear_share"] == pytest.approx(1.0) and metrics["sh"]["k99"] <= 16
+    assert metrics["satclip-random"]["runs"] == 3 and 1 <= metrics["satclip-random"]["participation_ratio"] <= 8
+    assert "participation_ratio" not in metrics["satclip"]
     # the untrained encoder is seeded: a second extraction gives the same embeddings
     first = load_embeddings(params, "satclip-random", "biomes")[0]
     run_extract(params)

@@ -13,6 +13,7 @@ from satclip.sweeps.sweep import Sweep
 def _rev(name, stamp, L, r2, error=None, metrics=True):
     data = {"timestamp": stamp, "params": {"params.yaml": {"data": {"pretrain": {"location": {"legendre_polys": L}}}}},
             "metrics": {"results/metrics/downstream.json": {"data": {
+                "verdict": {"mlp": {"checkerboard": {"beats_all": 0, "tasks": 1}}},
                 "population": {"satclip": {"mlp": {"checkerboard": {"r2": r2}}}}}},
                 "results/metrics/pretrain.json": {"data": {"val_top1": 0.1, "val_median_km": 900.0}}} if metrics else {}}
     return {"revs": [{"name": name, "error": error, "data": data}]}
@@ -38,6 +39,7 @@ def test_comparison_table_in_point_order_with_missing_scores_as_nan():
                   {"a": {"pretrain.location.legendre_polys": 10}, "b": {"pretrain.location.legendre_polys": 20}})
     table = comparison_table(sweep, finished_experiments(SHOW))
     assert list(table["experiment"]) == ["s-a"] and table.loc[0, "population"] == 0.5
+    assert "verdict" not in table.columns   # the verdict counts are no task
     assert table.loc[0, "pretrain top-1"] == 0.1
     linear = comparison_table(sweep, finished_experiments(SHOW), probe="linear")
     assert math.isnan(linear.loc[0, "population"])

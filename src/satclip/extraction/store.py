@@ -81,6 +81,11 @@ def extract_encoder(name: str, params: Params, tasks: list[str]) -> dict:
     layout = Layout.of(params)
     tables = {task: pd.read_parquet(layout.label_table(task), columns=["lon", "lat"]) for task in tasks}
     arrays, rows, seconds, metas = {}, {task: len(t) for task, t in tables.items()}, 0.0, []
+    # Tasks share most of their points (five sample the same land points): each distinct point is
+    # embedded once, then every task (and the land grid) takes its rows from the unique ones.
+    parts = [t[["lon", "lat"]].to_numpy(dtype=np.float64) for t in tables.values()] + [grid_points(params)]
+    unique, inverse = np.unique(np.concatenate(parts), axis=0, return_inverse=True)   # (U, 2), (N_all,)
+    bounds = np.cumsum([0] + [len(p) for p in parts])
     for run in range(runs_of(name, params)):
         try:
             resolved = resolve_named_encoder(name, params, run)
@@ -93,16 +98,13 @@ def extract_encoder(name: str, params: Params, tasks: list[str]) -> dict:
             return meta
         prefix = f"run-{run}/" if run else ""
         what = f" (run {run})" if run else ""
-        for task, table in tables.items():
-            start = time.perf_counter()
-            emb = embed_coordinates(resolved.module, table[["lon", "lat"]].to_numpy(),
-                                    batch_size=params.extract.batch_size)
-            seconds += time.perf_counter() - start
-            _check_finite(emb, name, f"task {task}{what}")
-            arrays[prefix + task] = emb.astype(np.float32, copy=False)
-        grid = embed_coordinates(resolved.module, grid_points(params), batch_size=params.extract.batch_size)
-        _check_finite(grid, name, f"the land grid{what}")
-        arrays[prefix + LAND_GRID] = grid.astype(np.float32, copy=False)
+        start = time.perf_counter()
+        emb = embed_coordinates(resolved.module, unique, batch_size=params.extract.batch_size)   # (U, d)
+        seconds += time.perf_counter() - start
+        for i, stem in enumerate([*tables, LAND_GRID]):
+            rows_of = emb[inverse[bounds[i]:bounds[i + 1]]]
+            _check_finite(rows_of, name, (f"task {stem}" if stem != LAND_GRID else "the land grid") + what)
+            arrays[prefix + stem] = rows_of.astype(np.float32, copy=False)
         metas.append(resolved.metadata)
     # meta.json is a DVC dependency of every evaluate stage: no wall-clock numbers in it
     meta = {**metas[0], "encoder": name, "folder": out.name, "available": True, "rows": rows,

@@ -1,7 +1,8 @@
 """The extract stage: location embeddings of every task's points, for every listed encoder.
 
 Writes ``<data>/embeddings/`` (see ``extraction.store``) and ``<results>/metrics/extract.json``
-(which encoders were available; throughput is shown in the report, not tracked).
+(which encoders were available, and each one's collapse diagnostics on the land grid,
+``extraction.diagnostics``; throughput is shown in the report, not tracked).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import pandas as pd
 import torch
 
 from satclip.config import Params
+from satclip.extraction.diagnostics import grid_diagnostics
 from satclip.extraction.store import extract_encoder, grid_points
 from satclip.io import write_json
 from satclip.paths import Layout
@@ -27,7 +29,9 @@ def run_extract(params: Params) -> pd.DataFrame:
         "points": sum(m.get("rows", {}).values()), "points_per_s": m.get("points_per_s"),
         "note": m.get("reason", ""),
     } for m in metas])
-    write_json({m["encoder"]: {"available": m["available"], "dim": m.get("embedding_dim")} for m in metas},
+    diagnostics = grid_diagnostics(params)
+    write_json({m["encoder"]: {"available": m["available"], "dim": m.get("embedding_dim"),
+                               **diagnostics.get(m["encoder"], {})} for m in metas},
                layout.metrics("extract"))
     return summary
 

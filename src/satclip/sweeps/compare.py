@@ -116,6 +116,8 @@ def comparison_table(sweep: Sweep, experiments: dict[str, dict], encoder: str = 
         row.update({label: pretrain.get(key) for key, label in PRETRAIN_COLUMNS.items()})
         downstream = exp["metrics"][DOWNSTREAM]
         for task in downstream:
+            if task == "verdict":   # the win / tie / loss counts beside the tasks' metrics
+                continue
             tasks.append(task)
             row[task] = _score(downstream, task, encoder, probe, split)
         rows.append(row)
