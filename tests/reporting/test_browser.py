@@ -9,7 +9,10 @@ from satclip.reporting.browser import check_pages, find_chromium
 pytestmark = pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed")
 
 
-def test_clean_and_broken_pages(tmp_path):
+def test_clean_and_broken_pages(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))   # the throw-away profile goes here
     good = tmp_path / "good.html"
     good.write_text('<html><body><h1>ok</h1><img src="data:image/gif;base64,'
                     'R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"></body></html>')
@@ -21,3 +24,4 @@ def test_clean_and_broken_pages(tmp_path):
     problems = " | ".join(results[str(bad)])
     assert "request leaves the machine: https://cdn.example.com/require.js" in problems
     assert "console error: boom" in problems and "image does not load" in problems
+    assert not list(tmp_path.glob("satclip-chromium-*"))   # the profile is gone with the browser

@@ -149,10 +149,12 @@ def check_pages(pages: list[Path], chromium: str | None = None, timeout: float =
     if chromium is None:
         raise FileNotFoundError("chromium is not installed (Debian: apt-get install chromium)")
     results: dict[str, list[str]] = {}
-    with tempfile.TemporaryDirectory(prefix="satclip-chromium-") as profile:
+    profile = tempfile.mkdtemp(prefix="satclip-chromium-")
+    try:
+        # its own process group: Chromium's helpers (renderer, zygote, crash handler) go with it
         proc = subprocess.Popen([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
                                  "--remote-debugging-port=0", "about:blank"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             port_file = Path(profile) / "DevToolsActivePort"
             deadline = time.monotonic() + timeout
@@ -164,9 +166,33 @@ def check_pages(pages: list[Path], chromium: str | None = None, timeout: float =
             for page in pages:
                 results[str(page)] = _check_one(port, Path(page).resolve(), timeout)
         finally:
-            proc.kill()
-            proc.wait()
+            _stop(proc)
+    finally:
+        _remove_profile(Path(profile))
     return results
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Kill Chromium's process group and wait for the browser process."""
+    import os
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    proc.wait()
+
+
+def _remove_profile(path: Path, attempts: int = 20) -> None:
+    """Delete the throw-away profile; a helper still exiting may write into it for a moment."""
+    import shutil
+
+    for _ in range(attempts):
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            return
+        time.sleep(0.25)
 
 
 def _check_one(port: int, page: Path, timeout: float) -> list[str]:
