@@ -56,13 +56,14 @@ def follow(path: Path, prefix: str, stream=None) -> Iterator[None]:
     def pump() -> None:
         with open(path, encoding="utf-8", errors="replace") as f:
             while True:
+                stopping = stop.is_set()  # read before the line: what was written before the stop is drained
                 where = f.tell()
                 line = f.readline()
-                if line.endswith("\n") or (line and stop.is_set()):
+                if line.endswith("\n") or (line and stopping):
                     if line.strip():  # a warning's trailing newline is no line of its own
                         stream.write(f"[{prefix}] {line.rstrip()}\n")
                         stream.flush()
-                elif stop.is_set():
+                elif stopping:
                     return
                 else:  # nothing new, or half a line: wait for the rest
                     f.seek(where)
