@@ -8,7 +8,7 @@ params file, ~120 keys) and for every file a stage depends on, so a terminal sho
   (``results/metrics/headline.json``: flat names without a dot) and ``seed`` are always shown;
 - ``--only-changed``: of the other columns, only params whose value differs between the rows
   (the key a sweep varies, an edited param);
-- ``--drop '.*/'``: no dependency hashes (their names are paths).
+- ``--drop`` (``DROP``): no dependency hashes (their names are paths), no queue state columns.
 
 Any other argument goes to ``dvc exp show`` (``-n 5``, ``--sort-by top1``, ``--csv``, ``--no-pager``...).
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 
 # DVC's own bookkeeping columns (merged into Experiment or dropped when empty) are not protected
 KEEP = r"^(Experiment|Created|(?!(rev|typ|parent|State|Executor)$)[^./]+)$"
-DROP = r".*/"
+DROP = r"(.*/|State$|Executor$)"   # dependency hashes (paths); the queue's bookkeeping
 
 
 def exp_show_command(extra: list[str], dvc: str = "dvc") -> list[str]:
