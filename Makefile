@@ -65,12 +65,12 @@ exp: $(STAMP)  ## every experiment's headline metrics, fitting a terminal (satcl
 
 bench: $(STAMP)  ## run every benchmark in benchmarks/ (results under results/bench/)
 	@mkdir -p results/bench
-	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+	@set -e; for b in benchmarks/bench_*.py; do case $$b in *_gpu.py) echo "== $$b: skipped (needs a GPU: bash benchmarks/gpu_check.sh)"; continue;; esac; echo "== $$b"; $(PY) $$b; done
 
 lint: $(STAMP)  ## ruff
 	$(PY) -m ruff check src tests benchmarks
 
-clean:  ## remove caches and pipeline outputs (keeps .venv, data/raw and the git-tracked results/metrics)
+clean:  ## remove caches and pipeline outputs (keeps .venv, the download cache outside the repository and the git-tracked results/metrics)
 	rm -rf .pytest_cache .ruff_cache results/notebooks results/bench results/figures results/compare \
 		results/index.html results/README.md data/labels data/pretrain
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +

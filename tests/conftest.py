@@ -1,7 +1,8 @@
-"""Shared fixtures: the local data mirror and a loopback HTTP server."""
+"""Shared fixtures: the local data mirror, a loopback HTTP server and a loopback Hugging Face hub."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -100,6 +101,148 @@ class FileServer:
 def file_server():
     """A running ``FileServer`` on 127.0.0.1 (shut down after the test)."""
     server = FileServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_download_cache(tmp_path_factory):
+    """Every test downloads into a cache and lock of the test session, never ~/.cache or the repo."""
+    root = tmp_path_factory.mktemp("download-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SATCLIP_CACHE", str(root / "satclip"))
+        mp.setenv("HF_HUB_CACHE", str(root / "huggingface"))
+        mp.setenv("SATCLIP_LOCK", str(root / "downloads.lock"))
+        mp.delenv("HF_HUB_OFFLINE", raising=False)
+        mp.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+        mp.setenv("no_proxy", "127.0.0.1,localhost")
+        yield root
+
+
+def git_blob_sha1(data: bytes) -> str:
+    """The id git (and the hub, as the ETag of a non-LFS file) gives a file's bytes."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()  # noqa: S324
+
+
+class FakeHub:
+    """A loopback stand-in for the Hugging Face Hub's ``resolve`` endpoint.
+
+    ``add(repo, path, data)`` serves ``data`` at ``/<datasets/>repo/resolve/<rev>/path`` for
+    ``rev`` = ``main`` or :attr:`commit`, with the headers huggingface_hub reads: ``X-Repo-Commit``,
+    for LFS files ``X-Linked-Etag`` (the sha256) and ``X-Linked-Size``, else an ``ETag`` (the git
+    blob id). ``advertise[path]`` overrides the advertised sha256; ``corrupt[path]`` serves other
+    bytes than the ones advertised; ``cut_once`` drops the connection halfway through the next GET
+    of a path; ``stall`` sends half of a path's body, then waits for :attr:`release` (a download
+    to interrupt); ``requests`` records (method, path, Range).
+    """
+
+    commit = "c0ffee" + "0" * 34
+
+    def __init__(self) -> None:
+        self.files: dict[str, tuple[bytes, bool]] = {}  # url path after resolve/<rev>/ -> (data, lfs)
+        self.advertise: dict[str, str] = {}
+        self.corrupt: dict[str, bytes] = {}
+        self.cut_once: set[str] = set()
+        self.stall: set[str] = set()
+        self.release = threading.Event()
+        self.requests: list[tuple[str, str, str | None]] = []
+        self.online = True
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def _find(self) -> tuple[str, bytes, bool] | None:
+                path = self.path.split("?")[0]
+                for key, (data, lfs) in hub.files.items():
+                    repo, rel = key.split("::", 1)
+                    for rev in ("main", hub.commit):
+                        if path == f"/{repo}/resolve/{rev}/{rel}":
+                            return rel, data, lfs
+                return None
+
+            def _answer(self, body: bool) -> None:
+                hub.requests.append((self.command, self.path, self.headers.get("Range")))
+                found = self._find() if hub.online else None
+                if found is None:
+                    self.send_response(404)
+                    self.send_header("X-Error-Code", "EntryNotFound")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                rel, data, lfs = found
+                advertised = hub.advertise.get(rel, hashlib.sha256(data).hexdigest())
+                git_id = git_blob_sha1(data)  # of the real bytes, even when other bytes are served
+                data = hub.corrupt.get(rel, data)
+                start = 0
+                rng = self.headers.get("Range")
+                if rng and body:
+                    start = int(rng.removeprefix("bytes=").split("-")[0])
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                self.send_header("X-Repo-Commit", hub.commit)
+                if lfs:
+                    self.send_header("X-Linked-Etag", f'"{advertised}"')
+                    self.send_header("X-Linked-Size", str(len(data)))
+                    self.send_header("ETag", f'"{advertised}"')
+                else:
+                    self.send_header("ETag", f'"{git_id}"')
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("Content-Length", str(len(data) - start))
+                self.end_headers()
+                if not body:
+                    return
+                if rel in hub.stall:
+                    self.wfile.write(data[start:start + (len(data) - start) // 2])
+                    self.wfile.flush()
+                    hub.release.wait(120)
+                    self.close_connection = True
+                    return
+                if rel in hub.cut_once:
+                    hub.cut_once.discard(rel)
+                    self.wfile.write(data[start:start + (len(data) - start) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(data[start:])
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server API)
+                self._answer(body=True)
+
+            def do_HEAD(self) -> None:  # noqa: N802
+                self._answer(body=False)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.thread.start()
+
+    def add(self, repo: str, path: str, data: bytes, *, repo_type: str = "dataset", lfs: bool = True) -> None:
+        """Serve ``data`` as ``path`` of ``repo`` (a dataset or a model repository)."""
+        prefix = "datasets/" if repo_type == "dataset" else ""
+        self.files[f"{prefix}{repo}::{path}"] = (data, lfs)
+
+    def gets(self, path: str) -> list[str | None]:
+        """The Range headers of the GETs for repository path ``path``."""
+        return [rng for method, p, rng in self.requests if method == "GET" and p.endswith("/" + path)]
+
+    def close(self) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """A running :class:`FakeHub`, with ``$HF_ENDPOINT``, the hub cache and the lock in ``tmp_path``."""
+    server = FakeHub()
+    monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("SATCLIP_LOCK", str(tmp_path / "downloads.lock"))
     yield server
     server.close()
 

@@ -1,5 +1,7 @@
-"""The package's static import graph for the tests (``satclip.stages.imports``, which the check
-stage uses to fingerprint each stage's code), with the repository's folders."""
+"""The package's static import graph for the tests, with the repository's folders.
+
+The graph is ``satclip.stages.imports``, which the check stage uses to fingerprint each stage's code.
+"""
 
 from __future__ import annotations
 

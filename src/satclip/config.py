@@ -51,6 +51,9 @@ class Paths:
     results: str = "results"
     # Local mirror of the upstream files; null means $SATCLIP_DATA_MIRROR (or none).
     mirror: str | None = None
+    # The download cache, outside the repository's DVC outputs (satclip.data.cache); null means
+    # $SATCLIP_CACHE, else ~/.cache/satclip. Hugging Face files go to huggingface_hub's cache.
+    cache: str | None = None
 
 
 @dataclass

@@ -6,7 +6,10 @@ a name here. Stages, notebooks and tests ask a ``Layout`` instead of joining str
 
 ::
 
-    <data>/raw/                            downloaded upstream files (persistent download cache)
+    <cache>/raw/                           downloaded upstream files (satclip.data.cache: paths.cache,
+                                           $SATCLIP_CACHE or ~/.cache/satclip; S2-100K and official
+                                           checkpoints in huggingface_hub's cache)
+    downloads.lock                         revisions and sha256 recorded on first download (committed)
     <data>/labels/<task>.parquet           one label table per downstream task
     <data>/pretrain/<set>/                 the prepared pretraining set (index.csv + images)
     <data>/checkpoints/pretrain/run-<r>/   the resumable training runs (run.json, last.ckpt, ...)
@@ -66,17 +69,30 @@ class Layout:
 
     data: Path = Path("data")
     results: Path = Path("results")
+    cache: Path | None = None  # the download cache; None: $SATCLIP_CACHE or ~/.cache/satclip
 
     @classmethod
     def of(cls, params: Params) -> Layout:
         """The layout of ``params.paths``."""
-        return cls(Path(params.paths.data), Path(params.paths.results))
+        cache = params.paths.cache
+        return cls(Path(params.paths.data), Path(params.paths.results), Path(cache) if cache else None)
 
-    # ---- data ------------------------------------------------------------------------------
+    # ---- downloads -------------------------------------------------------------------------
     @property
     def raw(self) -> Path:
-        """Downloaded upstream files (a persistent DVC output: downloads resume)."""
-        return self.data / "raw"
+        """Downloaded upstream files: ``<cache>/raw``, outside every DVC output (``satclip.data.cache``)."""
+        from satclip.data.cache import raw_dir
+
+        return raw_dir(self.cache)
+
+    @property
+    def download_lock(self) -> Path:
+        """The download lock (``satclip.data.lock``): ``$SATCLIP_LOCK``, else ``downloads.lock`` here."""
+        from satclip.data.lock import default_lock_path
+
+        return default_lock_path()
+
+    # ---- data ------------------------------------------------------------------------------
 
     @property
     def labels(self) -> Path:

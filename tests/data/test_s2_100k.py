@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import shutil
 import tarfile
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -16,157 +14,24 @@ import pandas as pd
 import pytest
 import rasterio
 import torch
-from rasterio.transform import from_origin
 
-from satclip.data import download as download_mod
+from conftest import FakeHub
+from fake_s2 import PER_SHARD, REPO, S2Hub, serve_s2_100k, tar_bytes, write_tif
 from satclip.data import s2_100k
-from satclip.data.download import ChecksumError, DownloadError
+from satclip.data import s2_100k_download as s2_download
+from satclip.data.download import ChecksumError
 from satclip.data.s2_100k import S2DataError, S2Dataset, read_index
 from satclip.data.s2_100k_download import download_s2_100k, extract_shard, prepare_s2_sample
 from satclip.data.sampling import CoordinateError
-
-REPO = "torchgeo/s2-100k"
-PER_SHARD = 3  # fake shards hold 3 tiny patches (the real ones 1,000)
-
-
-# ----------------------------------------------------------------------------------------------
-# helpers
-
-
-def write_tif(path: Path, bands: int = 12, size: int = 16, seed: int = 0) -> bytes:
-    """A small uint16 GeoTIFF in UTM like the real patches; returns its bytes."""
-    data = np.random.default_rng(seed).integers(0, 10000, (bands, size, size), dtype=np.uint16)
-    with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=bands,
-                       dtype="uint16", crs="EPSG:32633", compress="lzw",
-                       transform=from_origin(500000, 4000000, 10, 10)) as dst:
-        dst.write(data)
-    return path.read_bytes()
-
-
-def tar_bytes(members: dict[str, bytes]) -> bytes:
-    """An uncompressed tar holding ``members`` (name -> bytes)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@dataclass
-class FakeHub:
-    """A loopback stand-in for huggingface.co serving ``files`` (repo path -> bytes)."""
-
-    files: dict[str, bytes]
-    images: dict[str, bytes]
-    advertise: dict[str, str] = field(default_factory=dict)  # repo path -> advertised sha256
-    cut_once: set[str] = field(default_factory=set)  # close the connection mid-body the first time
-    head_allowed: bool = True
-    redirect: bool = False  # answer like the hub: 302 to a CDN path that carries no hash header
-    requests: list[tuple[str, str, str | None]] = field(default_factory=list)
-    endpoint: str = ""
-
-    def gets(self, path: str) -> list[str | None]:
-        """The Range headers of the GETs that asked for repo path ``path``."""
-        return [rng for method, p, rng in self.requests if method == "GET" and p.endswith("/" + path)]
-
-
-def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
-    prefix = f"/datasets/{REPO}/resolve/main/"
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args) -> None:  # keep pytest output clean
-            pass
-
-        def _lookup(self) -> tuple[str, bytes, bool] | None:
-            for pre, cdn in ((prefix, False), ("/cdn/", True)):
-                if self.path.startswith(pre) and self.path[len(pre):] in hub.files:
-                    rel = self.path[len(pre):]
-                    return rel, hub.files[rel], cdn
-            return None
-
-        def _answer(self, body: bool) -> None:
-            hub.requests.append((self.command, self.path, self.headers.get("Range")))
-            found = self._lookup()
-            if found is None:
-                self.send_error(404)
-                return
-            rel, data, cdn = found
-            etag = hub.advertise.get(rel, sha(data))
-            if hub.redirect and not cdn:
-                self.send_response(302)
-                self.send_header("Location", f"/cdn/{rel}")
-                self.send_header("X-Linked-Etag", f'"{etag}"')
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            start = 0
-            rng = self.headers.get("Range")
-            if rng:
-                start = int(rng.removeprefix("bytes=").split("-")[0])
-                self.send_response(206)
-                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-            else:
-                self.send_response(200)
-            if not cdn:
-                self.send_header("X-Linked-Etag", f'"{etag}"')
-            self.send_header("Content-Length", str(len(data) - start))
-            self.end_headers()
-            if not body:
-                return
-            if rel in hub.cut_once:
-                hub.cut_once.discard(rel)
-                self.wfile.write(data[start:start + (len(data) - start) // 2])
-                self.close_connection = True  # the client sees fewer bytes than announced
-                return
-            self.wfile.write(data[start:])
-
-        def do_GET(self) -> None:
-            self._answer(body=True)
-
-        def do_HEAD(self) -> None:
-            if not hub.head_allowed:
-                hub.requests.append(("HEAD", self.path, None))
-                self.send_error(501)
-                return
-            self._answer(body=False)
-
-    return Handler
-
-
 @pytest.fixture
-def fake_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
-    """Two shards of 3 tiny patches plus index rows for a third, undownloaded shard."""
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setattr(download_mod, "RETRY_PAUSE_S", 0.0)
-    src = tmp_path / "hub_src"
-    src.mkdir()
-    images, rows, files = {}, [], {}
-    for k in range(3):
-        members = {}
-        for j in range(PER_SHARD):
-            n = k * PER_SHARD + j
-            fn = f"patch_{n}.tif"
-            members[fn] = images[fn] = write_tif(src / fn, seed=n)
-            rows.append((10.0 * n - 40, -100.0 + 20 * n, f"https://example.invalid/{fn}", fn))
-        if k < 2:
-            files[f"data/shard-{k:05d}.tar"] = tar_bytes(members)
-    # the `lat, lon, url, fn` variant of the upstream index
-    files["index.csv"] = pd.DataFrame(rows, columns=["lat", "lon", "url", "fn"]).to_csv(index=False).encode()
-    hub = FakeHub(files=files, images=images)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(hub))
-    hub.endpoint = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    yield hub
-    server.shutdown()
-    server.server_close()
+def s2_hub(hub: FakeHub, tmp_path: Path) -> S2Hub:
+    return serve_s2_100k(hub, tmp_path / "hub_src")
 
 
 def mtimes(folder: Path) -> dict[str, int]:
@@ -177,9 +42,9 @@ def mtimes(folder: Path) -> dict[str, int]:
 # Hugging Face download
 
 
-def test_download_extracts_normalizes_and_is_idempotent(fake_hub: FakeHub, tmp_path: Path) -> None:
-    root = tmp_path / "s2"
-    assert download_s2_100k(root, shards=2, endpoint=fake_hub.endpoint, progress=False) == root
+def test_download_extracts_normalizes_and_is_idempotent(s2_hub: S2Hub, tmp_path: Path) -> None:
+    root, hub = tmp_path / "s2", s2_hub.hub
+    assert download_s2_100k(root, shards=2, progress=False) == root
 
     index = pd.read_csv(root / "index.csv")
     assert list(index.columns) == ["fn", "lon", "lat"]
@@ -187,90 +52,78 @@ def test_download_extracts_normalizes_and_is_idempotent(fake_hub: FakeHub, tmp_p
     assert np.allclose(index.lon, [-100.0 + 20 * n for n in range(6)])
     assert np.allclose(index.lat, [10.0 * n - 40 for n in range(6)])
     for fn in index.fn:
-        assert (root / "images" / fn).read_bytes() == fake_hub.images[fn]
-    for path in ["index.csv", "data/shard-00000.tar", "data/shard-00001.tar"]:
-        assert (root / "raw" / path).read_bytes() == fake_hub.files[path]
-        assert len(fake_hub.gets(path)) == 1
-    assert not list(root.rglob("*.part")) and not list(root.rglob("*.tmp"))
+        assert (root / "images" / fn).read_bytes() == s2_hub.images[fn]
+    assert (root / "metadata.parquet").read_bytes() == s2_hub.files["metadata.parquet"]
+    for path in ["index.csv", "metadata.parquet", "data/shard-00000.tar", "data/shard-00001.tar"]:
+        assert len(hub.gets(path)) == 1
+    # nothing downloaded into the output folder (a DVC output): the files stay in the hub cache
+    assert sorted(p.name for p in root.iterdir()) == ["images", "index.csv", "metadata.parquet"]
+    cached = {p.name for p in (tmp_path / "hf-cache").rglob("*.tar")}
+    assert cached == {"shard-00000.tar", "shard-00001.tar"}
+    # the lock pins main to the hub's commit and records every file's sha256
+    lock = json.loads((tmp_path / "downloads.lock").read_text())
+    assert lock["revisions"] == {f"datasets/{REPO}": {"main": hub.commit}}
+    assert {k.split("/", 3)[-1] for k in lock["files"]} == {"index.csv", "metadata.parquet",
+                                                            "data/shard-00000.tar", "data/shard-00001.tar"}
+    assert all(v["sha256"] == sha(s2_hub.files[k.split("@", 1)[1].split("/", 1)[1]])
+               for k, v in lock["files"].items())
 
     sample = S2Dataset(root)[4]
     assert sample["image"].shape == (13, 16, 16)
     assert torch.allclose(sample["point"], torch.tensor([-20.0, 0.0]))
 
-    before_requests, before_images = len(fake_hub.requests), mtimes(root / "images")
+    before_requests, before_images = len(hub.requests), mtimes(root / "images")
     before_index = (root / "index.csv").stat().st_mtime_ns
-    download_s2_100k(root, shards=2, endpoint=fake_hub.endpoint, progress=False)
-    assert len(fake_hub.requests) == before_requests  # nothing fetched again
+    download_s2_100k(root, shards=2, progress=False)
+    assert len(hub.requests) == before_requests  # nothing fetched again
     assert mtimes(root / "images") == before_images  # nothing extracted again
     assert (root / "index.csv").stat().st_mtime_ns == before_index
 
-    # the archives may be deleted once extracted: the marker still says the shards are done
-    (root / "raw" / "data" / "shard-00000.tar").unlink()
-    download_s2_100k(root, shards=2, endpoint=fake_hub.endpoint, progress=False)
-    assert len(fake_hub.requests) == before_requests
+    # the output folder deleted (DVC does so before re-running the stage): extracted again from
+    # the cache, nothing downloaded
+    shutil.rmtree(root)
+    download_s2_100k(root, shards=2, progress=False)
+    assert len(hub.requests) == before_requests
+    assert len(pd.read_csv(root / "index.csv")) == 2 * PER_SHARD
 
     # fewer shards than before: the index lists only the requested shards' patches
-    download_s2_100k(root, shards=1, endpoint=fake_hub.endpoint, progress=False)
+    download_s2_100k(root, shards=1, progress=False)
     assert list(pd.read_csv(root / "index.csv").fn) == [f"patch_{n}.tif" for n in range(PER_SHARD)]
-    assert len(fake_hub.requests) == before_requests
+    assert len(hub.requests) == before_requests
 
 
-@pytest.mark.parametrize("head_allowed, redirect", [(True, False), (False, False), (True, True)],
-                         ids=["head", "get-header-only", "hub-redirect"])
-def test_wrong_advertised_hash_fails_and_leaves_nothing(fake_hub: FakeHub, tmp_path: Path,
-                                                        head_allowed: bool, redirect: bool) -> None:
-    fake_hub.head_allowed, fake_hub.redirect = head_allowed, redirect
-    fake_hub.advertise["data/shard-00001.tar"] = "0" * 64
+def test_wrong_advertised_hash_fails_and_leaves_nothing(s2_hub: S2Hub, tmp_path: Path) -> None:
+    s2_hub.hub.advertise["data/shard-00001.tar"] = "0" * 64
     root = tmp_path / "s2"
     with pytest.raises(ChecksumError, match="shard-00001"):
-        download_s2_100k(root, shards=2, endpoint=fake_hub.endpoint, progress=False)
-    data = root / "raw" / "data"
-    assert (data / "shard-00000.tar").is_file()
-    assert not (data / "shard-00001.tar").exists() and not (data / "shard-00001.tar.part").exists()
+        download_s2_100k(root, shards=2, progress=False)
     assert not (root / "images" / f"patch_{PER_SHARD}.tif").exists()
     assert not (root / "index.csv").exists()
+    assert "shard-00001" not in (tmp_path / "downloads.lock").read_text()
+    assert {p.name for p in (tmp_path / "hf-cache").rglob("*.tar")} == {"shard-00000.tar"}
 
 
-def test_preseeded_partial_file_resumes_with_range(fake_hub: FakeHub, tmp_path: Path) -> None:
-    root = tmp_path / "s2"
-    full = fake_hub.files["data/shard-00000.tar"]
-    part = root / "raw" / "data" / "shard-00000.tar.part"
-    part.parent.mkdir(parents=True)
-    part.write_bytes(full[:1000])
-    download_s2_100k(root, shards=1, endpoint=fake_hub.endpoint, progress=False)
-    assert fake_hub.gets("data/shard-00000.tar") == ["bytes=1000-"]
-    assert (root / "raw" / "data" / "shard-00000.tar").read_bytes() == full
-    assert len(pd.read_csv(root / "index.csv")) == PER_SHARD
+def test_pinned_index_hash_is_enforced(s2_hub: S2Hub, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setitem(s2_download.KNOWN_SHA256, ("main", "index.csv"), "2" * 64)
+    with pytest.raises(ChecksumError, match="index.csv"):
+        download_s2_100k(tmp_path / "s2", shards=1, progress=False)
+    assert not s2_hub.hub.gets("data/shard-00000.tar")
 
 
-def test_cut_connection_resumes(fake_hub: FakeHub, tmp_path: Path) -> None:
+def test_cut_connection_is_resumed(s2_hub: S2Hub, tmp_path: Path) -> None:
     rel = "data/shard-00001.tar"
-    full = fake_hub.files[rel]
+    s2_hub.hub.cut_once.add(rel)
     root = tmp_path / "s2"
-    fake_hub.cut_once.add(rel)
-    with pytest.raises(DownloadError, match="resume"):  # no retry: the partial file stays
-        download_s2_100k(root, shards=2, endpoint=fake_hub.endpoint, progress=False, retries=0)
-    half = len(full) // 2
-    assert (root / "raw" / (rel + ".part")).stat().st_size == half
-    download_s2_100k(root, shards=2, endpoint=fake_hub.endpoint, progress=False, retries=0)
-    assert fake_hub.gets(rel) == [None, f"bytes={half}-"]
-    assert (root / "raw" / rel).read_bytes() == full
-
-    # with retries (the default) one call rides over the cut
-    root2 = tmp_path / "s2b"
-    fake_hub.cut_once.add(rel)
-    fake_hub.requests.clear()
-    download_s2_100k(root2, shards=2, endpoint=fake_hub.endpoint, progress=False)
-    assert fake_hub.gets(rel) == [None, f"bytes={half}-"]
-    assert (root2 / "raw" / rel).read_bytes() == full
-    assert len(pd.read_csv(root2 / "index.csv")) == 2 * PER_SHARD
+    download_s2_100k(root, shards=2, progress=False)
+    assert len(s2_hub.hub.gets(rel)) == 2  # the cut, then the rest (huggingface_hub retries)
+    assert len(pd.read_csv(root / "index.csv")) == 2 * PER_SHARD
 
 
-def test_bad_index_coordinates_fail_before_shards(fake_hub: FakeHub, tmp_path: Path) -> None:
-    fake_hub.files["index.csv"] = b"fn,lon,lat\npatch_0.tif,10,20\npatch_1.tif,200,20\npatch_2.tif,0,-95\n"
+def test_bad_index_coordinates_fail_before_shards(s2_hub: S2Hub, tmp_path: Path) -> None:
+    s2_hub.serve("index.csv", b"fn,lon,lat\npatch_0.tif,10,20\npatch_1.tif,200,20\npatch_2.tif,0,-95\n")
     with pytest.raises(CoordinateError, match=r"index\.csv.*row 1.*row 2"):
-        download_s2_100k(tmp_path / "s2", shards=1, endpoint=fake_hub.endpoint, progress=False)
-    assert not fake_hub.gets("data/shard-00000.tar")
+        download_s2_100k(tmp_path / "s2", shards=1, progress=False)
+    assert not s2_hub.hub.gets("data/shard-00000.tar")
 
 
 def test_unsafe_or_odd_tar_members(tmp_path: Path) -> None:
@@ -299,7 +152,7 @@ def test_unsafe_or_odd_tar_members(tmp_path: Path) -> None:
 def test_shards_out_of_range(tmp_path: Path) -> None:
     for bad in (0, 101):
         with pytest.raises(ValueError, match="shards"):
-            download_s2_100k(tmp_path, shards=bad, endpoint="http://127.0.0.1:9")
+            download_s2_100k(tmp_path, shards=bad, endpoint="http://127.0.0.1:9", progress=False)
 
 
 # ----------------------------------------------------------------------------------------------

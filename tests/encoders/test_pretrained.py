@@ -1,9 +1,6 @@
 """Loading official SatCLIP checkpoints, ours, and GeoCLIP; parity with torchgeo's SatCLIP."""
 
 import dataclasses
-import functools
-import hashlib
-import http.server
 import importlib
 import importlib.util
 import math
@@ -11,7 +8,6 @@ import re
 import struct
 import subprocess
 import sys
-import threading
 import types
 import warnings
 import zipfile
@@ -157,44 +153,24 @@ def test_bad_checkpoints(tmp_path):
         load_location_encoder(empty)
 
 
-class _HFHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves files like huggingface.co, advertising their sha256 as X-Linked-Etag."""
-
-    def end_headers(self):
-        path = Path(self.translate_path(self.path))
-        if path.is_file():
-            self.send_header("X-Linked-Etag", f'"{hashlib.sha256(path.read_bytes()).hexdigest()}"')
-        super().end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-def test_official_name_downloads_once_into_the_cache(tmp_path, monkeypatch):
+def test_official_name_downloads_once_into_the_hub_cache(hub, tmp_path, monkeypatch):
     torch.manual_seed(0)
     enc = LocationEncoder.from_config(LocationEncoderConfig(legendre_polys=10, hidden_dim=16, embed_dim=8)).eval()
     name = "satclip-resnet18-l10"
     entry = OFFICIAL_CHECKPOINTS[name]
-    served = tmp_path / "hf" / entry.repo_id / "resolve" / entry.revision / entry.filename
-    served.parent.mkdir(parents=True)
-    write_official(served, enc.nnet.state_dict(), {**OFFICIAL_HPARAMS, "capacity": 16, "embed_dim": 8})
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_HFHandler, directory=str(tmp_path / "hf")))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
-    monkeypatch.setenv("SATCLIP_CACHE", str(tmp_path / "cache"))
-    try:
-        assert official_checkpoint_url(name).endswith(f"/microsoft/SatCLIP-ResNet18-L10/resolve/main/{entry.filename}")
-        loaded = load_location_encoder(name, progress=False)
-    finally:
-        server.shutdown()
-        server.server_close()
+    served = write_official(tmp_path / "served.ckpt", enc.nnet.state_dict(), {**OFFICIAL_HPARAMS, "capacity": 16, "embed_dim": 8})
+    hub.add(entry.repo_id, entry.filename, served.read_bytes(), repo_type="model")
+    assert official_checkpoint_url(name).endswith(f"/microsoft/SatCLIP-ResNet18-L10/resolve/main/{entry.filename}")
+    loaded = load_location_encoder(name, progress=False)
     pts = lonlat(10).float()
     torch.testing.assert_close(loaded(pts), enc(pts), rtol=0, atol=1e-6)
-    cached = list((tmp_path / "cache").rglob(entry.filename))
+    cached = [p for p in (tmp_path / "hf-cache").rglob(entry.filename)]
     assert len(cached) == 1 and cached[0].read_bytes() == served.read_bytes()
-    load_location_encoder(name.upper(), progress=False)  # server gone: served from the cache
+    assert f"models/{entry.repo_id}@{hub.commit}/{entry.filename}" in (tmp_path / "downloads.lock").read_text()
+    hub.close()
+    load_location_encoder(name.upper(), progress=False)  # server gone: the lock's commit, from the cache
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    load_location_encoder(name, progress=False)
 
 
 def test_official_registry():

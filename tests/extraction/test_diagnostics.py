@@ -7,7 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from satclip.extraction.diagnostics import collapse_diagnostics, components_for, linear_share, mean_diagnostics, spectrum
+from satclip.extraction.diagnostics import (
+    collapse_diagnostics,
+    components_for,
+    linear_share,
+    mean_diagnostics,
+    spectrum,
+)
 
 
 def test_isotropic_features_use_every_dimension_and_a_line_uses_one():

@@ -72,7 +72,7 @@ def test_outputs_are_the_layout_paths():
     item = "${item}"
     expected = {
         "check": {layout.fingerprints},
-        "download": {layout.raw, layout.labels, layout.pretrain_sets, layout.metrics("download")},
+        "download": {layout.labels, layout.pretrain_sets, layout.metrics("download")},
         "pretrain": {layout.pretrain_runs, layout.model_dir, layout.history, layout.metrics("pretrain")},
         "extract": {layout.embeddings, layout.metrics("extract")},
         "evaluate": {layout.task_table(item), layout.task_scores(item), layout.predictions(item),

@@ -61,23 +61,24 @@ def test_queue_commands_apply_the_overlay_then_the_point_and_copy_the_caches(tmp
         "w": {"pretrain.image.cnn_widths": [8, 16]}}}), ROOT / "params.yaml")
     params = load_params(ROOT / "params.yaml")
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "data" / "raw").mkdir(parents=True)
+    (tmp_path / "data" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "data" / "raw").mkdir(parents=True)  # an old in-repo download cache: not copied
     (tmp_path / "results" / "metrics").mkdir(parents=True)  # tracked by git: in the copy already
     (tmp_path / "results" / "notebooks").mkdir(parents=True)
     [command] = queue_commands(sweep, params)
     assert command[:6] == ["dvc", "exp", "run", "--queue", "-n", "s-w"]
     # only paths that exist are copied
-    assert command[6:10] == ["-C", "data/raw", "-C", "results/notebooks"]
+    assert command[6:10] == ["-C", "data/checkpoints", "-C", "results/notebooks"]
     assert command[10:] == ["-S", "pretrain.trainer.epochs=2", "-S", "pretrain.image.cnn_widths=[8,16]"]
     params.paths.data = str(tmp_path / "data")  # DVC would copy an absolute path onto itself
     with pytest.raises(ConfigError, match="paths.data .* must be a relative path"):
         queue_commands(sweep, params)
 
 
-STUB_STAGE = '''"""Stands in for the pipeline: scores grow with L; fails without the copied download cache."""
+STUB_STAGE = '''"""Stands in for the pipeline: scores grow with L; fails without the copied run folder."""
 import json, pathlib, yaml
 p = yaml.safe_load(open("params.yaml"))
-assert pathlib.Path("data/raw/source.txt").read_text() == "downloaded", "download cache not copied"
+assert pathlib.Path("data/checkpoints/source.txt").read_text() == "trained", "run folder not copied"
 L = p["pretrain"]["location"]["legendre_polys"]
 out = pathlib.Path("results/metrics")
 out.mkdir(parents=True, exist_ok=True)
@@ -91,7 +92,7 @@ score = {"r2": L / 100, "mse": 1.0}
 STUB_DVC = '''stages:
   stub:
     cmd: python stage.py
-    deps: [stage.py, data/raw/source.txt]
+    deps: [stage.py, data/checkpoints/source.txt]
     params: [pretrain.location]
     metrics:
       - results/metrics/downstream.json:
@@ -118,7 +119,7 @@ def test_two_point_sweep_end_to_end(tmp_path):
     shutil.copy(ROOT / ".gitignore", repo / ".gitignore")  # results/metrics tracked, the rest ignored
     _write(repo / "stage.py", STUB_STAGE)
     _write(repo / "dvc.yaml", STUB_DVC)
-    _write(repo / "data" / "raw" / "source.txt", "downloaded")
+    _write(repo / "data" / "checkpoints" / "source.txt", "trained")
     _write(repo / "experiments" / "sweeps" / "legendre.yaml", {
         "description": "Legendre degree", "x": "pretrain.location.legendre_polys",
         "points": {"l4": {"pretrain.location.legendre_polys": 4}, "l6": {"pretrain.location.legendre_polys": 6}}})

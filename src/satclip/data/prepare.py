@@ -50,10 +50,12 @@ def build_pretrain_set(params: Params) -> tuple[Path, int]:
 
         prepare_s2_sample(root, layout.raw, mirror_of(params))
     elif name == "s2-100k":
+        from satclip.data.lock import DownloadLock
         from satclip.data.s2_100k_download import download_s2_100k
 
         s2 = params.download.s2_100k
-        download_s2_100k(root, shards=s2.shards, repo=s2.repo, revision=s2.revision)
+        download_s2_100k(root, shards=s2.shards, repo=s2.repo, revision=s2.revision,
+                         lock=DownloadLock(layout.download_lock))
     else:  # the config schema rejects other names; keep the error explicit anyway
         raise ValueError(f"unknown pretraining set {name!r}")
     return root, len(pd.read_csv(root / "index.csv"))

@@ -1,8 +1,8 @@
 """S2-100K downloads: the Hugging Face shards (resumable, verified) and the 20-patch sample.
 
 Both write the layout ``satclip.data.s2_100k.S2Dataset`` reads (``root/index.csv``,
-``root/images/<fn>``). :func:`download_s2_100k` also keeps what it fetched under ``root/raw/``
-(the upstream ``index.csv`` and ``data/shard-XXXXX.tar``) and records extracted shards in
+``root/images/<fn>``). :func:`download_s2_100k` keeps what it fetched in the hub cache (outside
+``root``, which is a DVC output: see ``satclip.data.cache``) and records extracted shards in
 ``root/images/.shards.json``.
 
 The Hugging Face dataset ``torchgeo/s2-100k`` holds ``index.csv`` (``fn, lon, lat``; some copies
@@ -20,37 +20,36 @@ import re
 import shutil
 import tarfile
 from pathlib import Path, PurePosixPath
-from urllib.parse import quote
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from satclip.data.download import download, sha256sum
+from satclip.data.download import sha256sum
+from satclip.data.hub import hub_file
+from satclip.data.lock import DownloadLock
 from satclip.data.s2_100k import IMAGES_DIR, S2DataError, read_index
 from satclip.data.sources import S2_SAMPLE_FILES, SOURCES, fetch
 
 log = logging.getLogger(__name__)
 
 HF_REPO = "torchgeo/s2-100k"
-HF_ENDPOINT_ENV = "HF_ENDPOINT"
-HF_DEFAULT_ENDPOINT = "https://huggingface.co"
 TOTAL_SHARDS = 100  # data/shard-00000.tar .. shard-00099.tar
 PATCHES_PER_SHARD = 1000
 
 # Pins. torchgeo 0.10.1 (torchgeo.datasets.S2100k) reads this dataset at the revision below and
 # checks index.csv against the sha256 below (and the single 78 GB satclip.tar, which this module
-# does not use). No sha256 of any data/shard-*.tar is known here, and whether the shards exist at
-# that revision is unverified (no network): shards are therefore fetched from "main" by default and
-# checked against the sha256 the hub advertises for LFS files (X-Linked-Etag).
+# does not use). No sha256 of any data/shard-*.tar or of metadata.parquet is published, and whether
+# the shards exist at that revision is unverified (no network): the default revision is therefore
+# "main", resolved to a commit on the first download and pinned from then on, with every file's
+# sha256, in the download lock (satclip.data.lock: trust on first use).
 KNOWN_REVISION = "fbdbb78ba57d22d5b6be203913f1e6020c2b4e0a"
 KNOWN_SHA256: dict[tuple[str, str], str] = {
     (KNOWN_REVISION, "index.csv"): "9fdcdec776b331fcc2d9ab5af18355efc5bd0716df33ab78e1ff03f60cf343ad",
     (KNOWN_REVISION, "satclip.tar"): "da1bae4e9dd44fb00e5f1fc537b752f5025ac908a73b5a9e24ff90bcbdd56edb",
 }
 
-RAW_DIR = "raw"
 SHARD_MARKER = ".shards.json"
-RETRIES = 2  # extra attempts after a lost connection (each resumes the .part file)
+METADATA = "metadata.parquet"  # per-patch metadata of the hub repository (dataset card of torchgeo/s2-100k)
 _TIF_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\.tiff?$")
 
 
@@ -84,11 +83,6 @@ def write_index(src: Path, dest: Path, keep: set[str] | None = None) -> pd.DataF
 
 # ----------------------------------------------------------------------------------------------
 # Hugging Face download
-
-
-def _hf_url(endpoint: str, repo: str, revision: str, relpath: str) -> str:
-    """Hugging Face ``resolve`` URL of a file in a dataset repository."""
-    return f"{endpoint.rstrip('/')}/datasets/{repo}/resolve/{quote(revision, safe='')}/{relpath}"
 
 
 def _read_marker(images: Path) -> dict[str, list[str]]:
@@ -175,54 +169,58 @@ def extract_shard(archive: Path, images: Path, progress: bool = True) -> list[st
 
 def download_s2_100k(root: Path, shards: int = 1, repo: str = HF_REPO, revision: str = "main", *,
                      endpoint: str | None = None, progress: bool = True,
-                     retries: int = RETRIES) -> Path:
-    """Download S2-100K from Hugging Face into ``root`` and lay it out for :class:`S2Dataset`.
+                     lock: DownloadLock | None = None) -> Path:
+    """Download S2-100K from the Hugging Face Hub and lay it out in ``root`` for :class:`S2Dataset`.
 
-    Fetches ``index.csv`` and ``data/shard-00000.tar`` .. ``shard-{shards-1:05d}.tar`` (resumable,
-    sha256-checked), extracts each shard into ``root/images`` once, and writes ``root/index.csv``
-    (``fn, lon, lat``; with fewer than all shards, only the rows of the patches in those shards).
-    A second call with the same arguments makes no request and rewrites nothing.
+    Fetches ``index.csv``, ``metadata.parquet`` and ``data/shard-00000.tar`` ..
+    ``shard-{shards-1:05d}.tar`` into the hub cache (:func:`satclip.data.hub.hub_file`: pinned
+    revision, sha256 pinned or recorded in the download lock), extracts each shard into
+    ``root/images`` once, copies the metadata and writes ``root/index.csv`` (``fn, lon, lat``; with
+    fewer than all shards, only the rows of the patches in those shards). Nothing is downloaded
+    into ``root``: deleting it (as DVC does before re-running the download stage) costs an
+    extraction, not a download. A second call with the same arguments rewrites nothing.
 
     Args:
         root: output folder.
         shards: how many shards (1,000 patches each) to fetch, 1..100.
         repo: Hugging Face dataset repository.
-        revision: branch, tag or commit of the repository.
+        revision: commit, branch or tag of the repository (a branch is pinned by the lock).
         endpoint: hub address (default ``$HF_ENDPOINT`` or ``https://huggingface.co``).
         progress: show progress bars.
-        retries: extra attempts, each resuming the partial file, after a lost connection.
+        lock: the download lock (default :func:`satclip.data.lock.default_lock_path`).
 
     Returns:
         ``root``.
 
     Raises:
         ValueError: ``shards`` out of range.
-        ChecksumError: a file does not match its sha256 (nothing is kept of it).
-        DownloadError: a file cannot be fetched (a partial ``.part`` is kept for resuming).
+        ChecksumError: a file does not match its sha256.
+        DownloadError: a file cannot be fetched.
+        LockError: the hub contradicts the download lock.
         S2DataError: a corrupt archive or malformed index.
         CoordinateError: coordinates out of range in the index (the rows are named).
     """
     if not 1 <= shards <= TOTAL_SHARDS:
         raise ValueError(f"shards must be in 1..{TOTAL_SHARDS}, got {shards}")
     root = Path(root)
-    endpoint = endpoint or os.environ.get(HF_ENDPOINT_ENV) or HF_DEFAULT_ENDPOINT
-    raw, images = root / RAW_DIR, root / IMAGES_DIR
+    images = root / IMAGES_DIR
     images.mkdir(parents=True, exist_ok=True)
 
-    index_src = download(_hf_url(endpoint, repo, revision, "index.csv"), raw / "index.csv",
-                         KNOWN_SHA256.get((revision, "index.csv")), progress=progress, retries=retries)
+    def fetch_file(relpath: str) -> Path:
+        return hub_file(repo, relpath, repo_type="dataset", revision=revision,
+                        sha256=KNOWN_SHA256.get((revision, relpath)), endpoint=endpoint, lock=lock,
+                        progress=progress)
+
+    index_src = fetch_file("index.csv")
     read_index(index_src)  # fail early on a malformed index, before the large downloads
+    _write_if_changed(fetch_file(METADATA).read_bytes(), root / METADATA)  # a copy: the cache's blob stays untouched
 
     marker = _read_marker(images)
     for k in range(shards):
         shard = f"shard-{k:05d}"
         if _shard_done(marker, shard, images):
             continue
-        relpath = f"data/{shard}.tar"
-        archive = download(_hf_url(endpoint, repo, revision, relpath), raw / relpath,
-                           KNOWN_SHA256.get((revision, relpath)), progress=progress,
-                           retries=retries)
-        marker[shard] = extract_shard(archive, images, progress)
+        marker[shard] = extract_shard(fetch_file(f"data/{shard}.tar"), images, progress)
         _write_marker(images, marker)
 
     # with a subset of the shards, the index lists exactly the patches of those shards

@@ -1,7 +1,7 @@
 """Registry of every remote file the pipeline reads: URL, sha256, size, licence, attribution.
 
-Upstream URLs are pinned to commits; hashes and sizes were read off the byte-exact mirror
-described in ``shared/geodata/README.md`` (its ``SHA256SUMS``). ``fetch(name)`` returns a local,
+Upstream URLs are pinned to commits; hashes and sizes were computed from byte-exact copies of
+the upstream files. ``fetch(name)`` returns a local,
 verified path, taking the file from the mirror when one is configured.
 """
 
@@ -11,9 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from satclip.data.cache import raw_dir as default_raw_dir
 from satclip.data.download import download
-
-CACHE_ENV = "SATCLIP_CACHE"
 
 _SATCLIP = "https://raw.githubusercontent.com/microsoft/satclip/1ead1067e9a00d44b132403b6bb2ce061e48d48e"
 _FERRET = "https://raw.githubusercontent.com/NOAA-PMEL/FerretDatasets/32a063b95c4d688f373449992e56d46e460ffdd3/data"
@@ -119,11 +118,8 @@ S2_SAMPLE_FILES = sorted(n.split("/", 1)[1] for n in SOURCES if n.startswith("s2
 
 
 def cache_dir(path: str | os.PathLike | None = None) -> Path:
-    """Where fetched raw files live: the argument, else ``$SATCLIP_CACHE/raw``, else ``data/raw``."""
-    if path is not None:
-        return Path(path)
-    env = os.environ.get(CACHE_ENV)
-    return Path(env) / "raw" if env else Path("data/raw")
+    """Where fetched raw files live: the argument, else ``<cache>/raw`` (``satclip.data.cache``)."""
+    return Path(path) if path is not None else default_raw_dir()
 
 
 def fetch(name: str, raw_dir: str | os.PathLike | None = None, *,

@@ -9,8 +9,9 @@
   (``hyper_parameters['location']`` = the ``LocationEncoderConfig`` as a dict, weights under
   ``model.location.``). Only the location weights are read; no image backbone is built;
 - an official name (``satclip-resnet18-l10`` ... ``satclip-vit16-l40``): the checkpoint is
-  downloaded once from Hugging Face (``microsoft/SatCLIP-*``) into ``$SATCLIP_CACHE``
-  (default ``~/.cache/satclip``); ``$HF_ENDPOINT`` replaces ``https://huggingface.co``;
+  downloaded once from Hugging Face (``microsoft/SatCLIP-*``) into huggingface_hub's cache
+  through ``satclip.data.hub.hub_file`` (revision and sha256 pinned by the download lock on first
+  use); ``$HF_ENDPOINT`` replaces ``https://huggingface.co``, ``HF_HUB_OFFLINE=1`` uses the cache only;
 - ``geoclip``: the GeoCLIP location encoder (Vivanco et al., NeurIPS 2023) with the weights
   shipped in the ``geoclip`` wheel, read without importing that package (it pulls
   ``transformers``). GeoCLIP takes (lat, lon); the swap happens inside ``GeoCLIPLocationEncoder``.
@@ -46,7 +47,6 @@ __all__ = [
     "OFFICIAL_CHECKPOINTS",
     "RELEASED_ARCHITECTURE",
     "GEOCLIP_NAME",
-    "cache_dir",
     "official_checkpoint_url",
     "fetch_official_checkpoint",
     "resolve_checkpoint",
@@ -58,7 +58,6 @@ __all__ = [
     "load_geoclip",
 ]
 
-CACHE_ENV = "SATCLIP_CACHE"
 HF_ENDPOINT_ENV = "HF_ENDPOINT"
 HF_DEFAULT_ENDPOINT = "https://huggingface.co"
 GEOCLIP_NAME = "geoclip"
@@ -77,8 +76,8 @@ class OfficialCheckpoint:
     filename: str
     image_encoder: str
     legendre_polys: int
-    revision: str = "main"
-    sha256: str | None = None  # None: verified against the sha256 Hugging Face advertises
+    revision: str = "main"  # a branch is resolved once and pinned by the download lock
+    sha256: str | None = None  # None: none published; recorded in the download lock on first use
 
 
 def _official(image_encoder: str, repo_part: str, L: int, revision: str = "main") -> OfficialCheckpoint:
@@ -87,9 +86,11 @@ def _official(image_encoder: str, repo_part: str, L: int, revision: str = "main"
                               image_encoder=image_encoder, legendre_polys=L, revision=revision)
 
 
-#: The six released models. Only the ViT16-L40 revision is pinned (the commit torchgeo 0.10.1's
-#: ``SatCLIP_Weights.SATCLIP_VIT16_L40`` uses); the others follow ``main``. No sha256 is published,
-#: so downloads are checked against the sha256 Hugging Face advertises for the LFS file.
+#: The six released models. Only the ViT16-L40 revision is known offline (the commit torchgeo
+#: 0.10.1's ``SatCLIP_Weights.SATCLIP_VIT16_L40`` uses); the others name ``main``, which the first
+#: download resolves to a commit and records, with the file's sha256, in the download lock
+#: (``satclip.data.lock``). No sha256 is published for any of them: the first download is checked
+#: against the sha256 the hub advertises for the LFS file, and later ones against the lock.
 OFFICIAL_CHECKPOINTS: dict[str, OfficialCheckpoint] = {
     c.name: c
     for c in (
@@ -118,11 +119,6 @@ _OFFICIAL_NETWORKS = ("siren", "mlp", "fcnet", "linear")
 # ---------------------------------------------------------------------------------------------
 
 
-def cache_dir() -> Path:
-    """``$SATCLIP_CACHE`` or ``~/.cache/satclip``."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "satclip").expanduser()
-
-
 def official_checkpoint_url(name: str) -> str:
     """Hugging Face download URL of an official checkpoint (honours ``$HF_ENDPOINT``)."""
     ckpt = _official_by_name(name)
@@ -138,16 +134,17 @@ def _official_by_name(name: str) -> OfficialCheckpoint:
 
 
 def fetch_official_checkpoint(name: str, *, progress: bool = True) -> Path:
-    """Download (once) an official checkpoint into the cache and return its path.
+    """Download (once) an official checkpoint into the hub cache and return its path.
 
     Raises:
         satclip.data.download.DownloadError: the file cannot be fetched or does not verify.
+        satclip.data.lock.LockError: the hub contradicts the download lock.
     """
-    from satclip.data.download import download  # imported here: the encoders need no network code
+    from satclip.data.hub import hub_file  # imported here: the encoders need no network code
 
     ckpt = _official_by_name(name)
-    dest = cache_dir() / "huggingface" / ckpt.repo_id / ckpt.revision / ckpt.filename
-    return download(official_checkpoint_url(name), dest, ckpt.sha256, progress=progress)
+    return hub_file(ckpt.repo_id, ckpt.filename, repo_type="model", revision=ckpt.revision,
+                    sha256=ckpt.sha256, progress=progress)
 
 
 def resolve_checkpoint(path_or_name: str | os.PathLike[str], *, progress: bool = True) -> Path:

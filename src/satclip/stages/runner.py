@@ -30,7 +30,6 @@ from satclip.config import ConfigError, Params, load_params, read_yaml
 from satclip.io import write_text
 from satclip.paths import STAGE_NOTEBOOKS, Layout, notebook_template
 
-
 # jupyter_client interrupts the kernel before it shuts it down, and ipykernel logs "KeyboardInterrupt
 # caught in kernel" to the console for it: the kernel application's own log is quiet (a failing
 # cell is still reported by papermill, with its traceback, and the stage fails).

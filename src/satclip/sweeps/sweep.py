@@ -138,7 +138,7 @@ def copy_paths(params: Params) -> list[str]:
     for key, path in (("paths.data", data), ("paths.results", results)):
         if path.is_absolute() or ".." in path.parts:  # DVC copies `-C p` to <experiment copy>/p
             raise ConfigError(f"{key} ({path}) must be a relative path inside the repository to run a sweep")
-    paths = [data / "raw", data / "checkpoints"]
+    paths = [data / "checkpoints"]  # downloads are in the shared cache outside the repository
     if results.is_dir():
         paths += sorted(p for p in results.iterdir() if p.name not in NOT_COPIED)
     return [str(p) for p in paths if p.exists()]
