@@ -141,8 +141,16 @@ RELEASED_COMMON = {
     "pretrain.location.dropout": 0.5, "pretrain.location.embed_dim": 256, "pretrain.location.dtype": "float32",
     "pretrain.optim.lr": 1e-4, "pretrain.optim.weight_decay": 0.01, "pretrain.optim.schedule": "constant",
     "pretrain.trainer.epochs": 500, "pretrain.trainer.batch_size": 512, "pretrain.trainer.accumulate_grad_batches": 16,
-    "pretrain.augment.jitter_mode": "one-sided", "evaluate.max_train_points": None,
+    "pretrain.augment.jitter_mode": "one-sided", "pretrain.augment.jitter_deg": 0.01,
+    "pretrain.augment.hflip": True, "pretrain.augment.vflip": True, "pretrain.augment.blur": True,
+    "pretrain.logit_scale_init": 2.659260036932778, "pretrain.logit_scale_max": None,
+    "pretrain.validation.split": "random", "pretrain.validation.fraction": 0.1,
+    "pretrain.trainer.gather_negatives": False,
+    # not exact with random augmentations (pretraining/feature_cache.py): off, as the original ran
+    "pretrain.feature_cache.enabled": False,
+    "evaluate.max_train_points": None,
 }
+CROP_PX = {"resnet18": 256, "resnet50": 256, "vit_small_patch16_224": 224}  # ViT-S/16 takes 224 x 224
 
 
 @pytest.mark.parametrize("name", sorted(RELEASED))
@@ -151,6 +159,6 @@ def test_paper_overlays_resolve_to_the_released_hyper_parameters(name):
     flat = flatten(to_dict(load_params(REPO / "params.yaml", [REPO / "experiments" / f"{name}.yaml"])))
     backbone, weights, legendre = RELEASED[name]
     expected = {**RELEASED_COMMON, "pretrain.image.backbone": backbone, "pretrain.image.weights": weights,
-                "pretrain.location.legendre_polys": legendre}
+                "pretrain.location.legendre_polys": legendre, "pretrain.augment.crop_px": CROP_PX[backbone]}
     assert {k: flat[k] for k in expected} == expected
     assert sorted(p.stem for p in (REPO / "experiments").glob("paper-*.yaml")) == sorted(RELEASED)

@@ -92,6 +92,13 @@ class Layout:
 
         return default_lock_path()
 
+    @property
+    def feature_cache(self) -> Path:
+        """Frozen-backbone features (``pretraining.feature_cache``): ``<cache>/features``."""
+        from satclip.data.cache import cache_root
+
+        return cache_root(self.cache) / "features"
+
     # ---- data ------------------------------------------------------------------------------
 
     @property

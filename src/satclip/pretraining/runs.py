@@ -39,6 +39,7 @@ from satclip.data.pretrain_sets import open_pretrain_set
 from satclip.encoders.pretrained import CheckpointError, verify_checkpoint_file
 from satclip.io import atomic_path, write_json
 from satclip.paths import Layout
+from satclip.pretraining.feature_cache import data_digest
 from satclip.pretraining.training import PretrainDataModule, SatCLIPModule
 from satclip.streams import TrainStream, stream_seed
 
@@ -273,7 +274,7 @@ def train_run(params: Params, run: int = 0, callbacks: list[Callback] | None = N
         hparams.pop("runs")  # not a property of one run
         module = SatCLIPModule(hparams, seed=params.seed)
         if cfg.feature_cache.enabled:
-            data.use_feature_cache(module.model)
+            data.use_feature_cache(module.model, layout.feature_cache, data_digest(layout.pretrain_set(cfg.dataset)))
         log.info("run %d (seed %d): %s", run, params.seed, {"fresh": "training", "resume": f"resuming from {resume_from}"}[mode])
         trainer = build_trainer(params, run_dir, callbacks, label=f"run {run}")
         trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from is not None else None)

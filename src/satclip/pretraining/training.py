@@ -1,4 +1,4 @@
-"""Contrastive pretraining with PyTorch Lightning: config, data module, module, feature cache.
+"""Contrastive pretraining with PyTorch Lightning: data module and module (feature cache: ``feature_cache``).
 
 Every random draw of a run (shuffling, augmentation, dropout) is a function of
 ``(seed, epoch, batch)``, so an interrupted run resumed from its last checkpoint reaches the
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Iterator
 
 import lightning as L
@@ -19,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from satclip.config import PretrainConfig, ValidationConfig
 from satclip.data.sampling import fibonacci_land, great_circle_km
 from satclip.pretraining.augment import augment_batch, eval_view, jitter_coords
+from satclip.pretraining.feature_cache import CachedFeatures, load_or_compute
 from satclip.pretraining.loss import clip_loss, gathered_clip_loss
 from satclip.pretraining.model import SatCLIP
 from satclip.streams import TrainStream, stream_seed
@@ -78,44 +80,6 @@ def dataset_points(dataset: Dataset) -> np.ndarray:
     return np.asarray(points, dtype=np.float64)
 
 
-class CachedFeatures(Dataset):
-    """Items ``{"features": (K, F), "point": (2,)}`` from a precomputed feature cache."""
-
-    def __init__(self, features: torch.Tensor, points: torch.Tensor) -> None:
-        self.features, self.points = features, points  # (N, K, F), (N, 2)
-
-    def __len__(self) -> int:
-        return len(self.points)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"features": self.features[i], "point": self.points[i]}
-
-
-@torch.no_grad()
-def compute_feature_cache(model: SatCLIP, dataset: Dataset, cfg: PretrainConfig, seed: int, views: int,
-                          augment: bool, batch_size: int = 256) -> torch.Tensor:
-    """Frozen-backbone features of ``views`` views of every item: (N, views, F).
-
-    With ``augment``, view k of batch b is augmented from the stream ``(seed, 13, k, b)``;
-    otherwise the single view is the evaluation view (central crop).
-    """
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=cfg.trainer.num_workers)
-    visual = model.visual.eval()
-    out = []
-    for b, batch in enumerate(loader):
-        per_view = []
-        for k in range(views):
-            images = batch["image"]
-            if augment:
-                gen = torch.Generator().manual_seed(stream_seed(seed, TrainStream.FEATURE_CACHE, k, b))
-                images, _ = augment_batch(images, batch["point"], cfg.augment, gen)
-            else:
-                images = eval_view(images, cfg.augment)
-            per_view.append(visual.features(images.to(visual.head.weight.device)).cpu())  # (B, F)
-        out.append(torch.stack(per_view, dim=1))  # (B, views, F)
-    return torch.cat(out, dim=0)
-
-
 class PretrainDataModule(L.LightningDataModule):
     """Train / validation loaders over a pretraining set (or its feature cache)."""
 
@@ -127,11 +91,16 @@ class PretrainDataModule(L.LightningDataModule):
         self.train_set: Dataset = Subset(dataset, self.train_idx.tolist())
         self.val_set: Dataset = Subset(dataset, self.val_idx.tolist())
 
-    def use_feature_cache(self, model: SatCLIP) -> None:
-        """Replace both sets by frozen-backbone features (K views for train, one for val)."""
+    def use_feature_cache(self, model: SatCLIP, folder: str | os.PathLike | None = None,
+                          data: str | None = None) -> None:
+        """Replace both sets by frozen-backbone features (K views for train, one for val).
+
+        With ``folder`` and ``data`` (:func:`feature_cache.data_digest` of the set), the features
+        are read from ``folder`` when computed before, else computed and stored there.
+        """
         k = self.cfg.feature_cache.views
-        train_feats = compute_feature_cache(model, self.train_set, self.cfg, self.seed, k, augment=True)
-        val_feats = compute_feature_cache(model, self.val_set, self.cfg, self.seed, 1, augment=False)
+        train_feats = load_or_compute(model, self.train_set, self.train_idx, self.cfg, self.seed, k, True, folder, data)
+        val_feats = load_or_compute(model, self.val_set, self.val_idx, self.cfg, self.seed, 1, False, folder, data)
         pts = torch.as_tensor(self.points, dtype=torch.float32)
         self.train_set = CachedFeatures(train_feats, pts[self.train_idx])
         self.val_set = CachedFeatures(val_feats, pts[self.val_idx])
