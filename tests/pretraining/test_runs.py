@@ -6,6 +6,7 @@ import json
 import logging
 import os
 
+import lightning as L
 import pandas as pd
 import pytest
 import torch
@@ -13,7 +14,7 @@ from lightning.pytorch.callbacks import Callback
 
 from satclip.config import Params
 from satclip.paths import Layout
-from satclip.pretraining.runs import checkpoint_epoch, prepare_run_dir
+from satclip.pretraining.runs import build_trainer, checkpoint_epoch, prepare_run_dir
 from satclip.stages.pretrain import run_pretrain
 from tiny_runs import Interrupt, tiny_params
 
@@ -195,3 +196,30 @@ def test_a_run_of_the_old_layout_moves_into_run_0(tmp_path):
     stamp = (layout.pretrain_runs / "last.ckpt").stat().st_mtime_ns
     assert train(params) == first
     assert (layout.run_dir(0) / "last.ckpt").stat().st_mtime_ns == stamp  # moved, not retrained
+
+
+class _RisingValLoss(L.LightningModule):
+    """A model whose validation loss rises every epoch: the best epoch is the first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def training_step(self, batch, batch_idx):
+        return (self.w - 1.0).pow(2).sum() + 0.0 * batch[0].sum()
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val_loss", float(self.current_epoch))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_last_ckpt_is_written_every_epoch_even_when_validation_gets_worse(tmp_path):
+    """A resume starts from the last finished epoch, not the best one (Lightning >= 2.6's save_last)."""
+    params = tiny_params(tmp_path, trainer={"epochs": 3})
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.zeros(4, 1)), batch_size=2)
+    trainer = build_trainer(params, tmp_path / "run")
+    trainer.fit(_RisingValLoss(), train_dataloaders=loader, val_dataloaders=loader)
+    assert torch.load(tmp_path / "run" / "best.ckpt", weights_only=False)["epoch"] == 0
+    assert torch.load(tmp_path / "run" / "last.ckpt", weights_only=False)["epoch"] == 2

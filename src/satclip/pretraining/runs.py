@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -200,26 +201,32 @@ def build_trainer(params: Params, run_dir: Path, callbacks: list[Callback] | Non
     warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
     warnings.filterwarnings("ignore", message="The number of training batches .* is smaller than the logging interval")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
-    ckpt = ModelCheckpoint(dirpath=run_dir, filename="best", monitor="val_loss", mode="min",
-                           save_last=True, save_top_k=1, enable_version_counter=False)
+    best = ModelCheckpoint(dirpath=run_dir, filename="best", monitor="val_loss", mode="min",
+                           save_top_k=1, enable_version_counter=False)
+    # last.ckpt every epoch from a checkpoint of its own: since Lightning 2.6, `save_last=True`
+    # writes it only at a step where a top-k checkpoint is saved too (val_loss improved), so a
+    # resume after a plateau went back to the best epoch and trained again from there
+    last = ModelCheckpoint(dirpath=run_dir, filename="last", save_top_k=1, every_n_epochs=1,
+                           enable_version_counter=False)
     return L.Trainer(
         max_epochs=t.epochs, accelerator=t.accelerator, devices=t.devices, strategy=t.strategy,
         num_nodes=t.num_nodes, precision=t.precision, accumulate_grad_batches=t.accumulate_grad_batches,
         deterministic=True, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
         # Lightning's CSV log: <run>/logs/version_<k>/metrics.csv, one version per start or resume
         logger=CSVLogger(save_dir=run_dir, name="logs"), log_every_n_steps=LOG_EVERY_N_STEPS,
-        callbacks=[ckpt, EpochHistory(run_dir / "history.csv", label), *(callbacks or [])],
+        callbacks=[best, last, EpochHistory(run_dir / "history.csv", label), *(callbacks or [])],
     )
 
 
-def final_metrics(history: pd.DataFrame, data: PretrainDataModule, batch_size: int) -> dict:
+def final_metrics(history: pd.DataFrame, data: PretrainDataModule, batch_size: int, world_size: int = 1) -> dict:
     """The run's metrics from its last epoch (names ``<split>_<metric>``); no wall-clock times."""
     final = history.iloc[-1]
     return {
         "val_loss": float(final["val_loss"]), "val_top1": float(final["val_top1"]),
         "val_top5": float(final["val_top5"]), "val_median_km": float(final["val_median_km"]),
         "epochs": int(final["epoch"]) + 1, "train_pairs": len(data.train_idx), "val_pairs": len(data.val_idx),
-        "chance_top1": 1.0 / min(batch_size, len(data.val_idx)),
+        # top-1 is scored within each rank's validation batch: under DDP a rank holds 1/world of them
+        "chance_top1": 1.0 / min(batch_size, math.ceil(len(data.val_idx) / world_size)),
     }
 
 
@@ -280,7 +287,8 @@ def train_run(params: Params, run: int = 0, callbacks: list[Callback] | None = N
         trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from is not None else None)
         if not trainer.is_global_zero:
             return {}
-        metrics = final_metrics(pd.read_csv(run_dir / "history.csv"), data, cfg.trainer.batch_size)
+        metrics = final_metrics(pd.read_csv(run_dir / "history.csv"), data, cfg.trainer.batch_size,
+                                trainer.world_size)
         write_json({"hash": digest, "finished": True, "metrics": metrics}, run_dir / "run.json")
     best = run_dir / "best.ckpt"
     with atomic_path(layout.run_checkpoint(run)) as tmp:
