@@ -13,6 +13,7 @@ from satclip.evaluation.probes import (
     LinearProbe,
     MLPProbe,
     ProbeError,
+    ValidatedLinearProbe,
     XGBoostProbe,
     make_probe,
     ridge_loo,
@@ -160,3 +161,55 @@ def test_linear_classifier_matches_sklearn_ridgeclassifiercv(k):
     ref = RidgeClassifierCV(alphas=alphas).fit(xs, y)
     assert probe.selected["alpha"] == ref.alpha_
     assert np.mean(probe.predict(x) == ref.predict(xs)) > 0.99
+
+
+def test_mlp_chooses_preprocessing_on_validation_and_reports_it():
+    rng = np.random.default_rng(1)
+    # the target lives in a direction of tiny variance, mixed into every feature by a rotation:
+    # standardizing the features cannot bring it out, whitening can
+    z = rng.normal(size=(800, 4))
+    rotation, _ = np.linalg.qr(rng.normal(size=(4, 4)))
+    x = ((z * np.array([30.0, 20.0, 10.0, 0.01])) @ rotation).astype(np.float32)
+    y = np.sin(2 * z[:, 3])
+    cfg = MLPConfig(hidden=[32], lr=[1e-2], preprocess=["standardize", "whiten"], whiten_components=4,
+                    max_epochs=20, min_epochs=5, batch_size=64)
+    probe = MLPProbe("regression", cfg)
+    pred, truth = fit_eval(probe, x, y)
+    assert probe.selected["preprocess"] == "whiten"
+    standardized = MLPProbe("regression", MLPConfig(**{**cfg.__dict__, "preprocess": ["standardize"]}))
+    pred_s, _ = fit_eval(standardized, x, y)
+    assert standardized.selected["val_loss"] > probe.selected["val_loss"]
+    assert r2(truth, pred) > r2(truth, pred_s) + 0.2
+
+
+def test_min_epochs_holds_off_early_stopping():
+    x, y = regression_data(200)
+    y = np.random.default_rng(5).normal(size=len(y))  # noise: the validation loss rises at once
+    eager = MLPProbe("regression", MLPConfig(hidden=[64], lr=[5e-2], max_epochs=12, min_epochs=1, patience=1))
+    patient = MLPProbe("regression", MLPConfig(hidden=[64], lr=[5e-2], max_epochs=12, min_epochs=12, patience=1))
+    fit_eval(eager, x, y)
+    fit_eval(patient, x, y)
+    assert eager.selected["epochs"] < 12
+    assert patient.selected["epochs"] == 12
+
+
+def test_validated_linear_probe_chooses_alpha_on_validation_then_refits_on_all():
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 20))
+    y = x[:, 0] - 0.5 * x[:, 1] + 0.8 * rng.normal(size=300)
+    tr, va, te = slice(0, 150), slice(150, 220), slice(220, 300)
+    alphas = [1e-3, 1e-1, 10.0, 1000.0]
+    probe = ValidatedLinearProbe("regression", LinearConfig(alphas=alphas)).fit(x[tr], y[tr], x[va], y[va])
+    lo, span = x[tr].min(axis=0), np.ptp(x[tr], axis=0)
+    val_mse = {a: np.mean((Ridge(alpha=a).fit((x[tr] - lo) / span, y[tr]).predict((x[va] - lo) / span) - y[va]) ** 2)
+               for a in alphas}
+    assert probe.selected["alpha"] == min(val_mse, key=val_mse.get)
+    refit = LinearProbe("regression", LinearConfig(alphas=[probe.selected["alpha"]])).fit(x[tr], y[tr], x[va], y[va])
+    np.testing.assert_allclose(probe.predict(x[te]), refit.predict(x[te]), rtol=1e-10)
+    # classification: chosen by validation error, predicts training classes
+    xc, yc = classification_data(300)
+    clf = make_probe("linear_val", "classification", EvaluateConfig(), seed=0)
+    pred, truth = fit_eval(clf, xc, yc)
+    assert set(pred) <= set(yc) and accuracy(truth, pred) > 0.7 and "alpha" in clf.selected

@@ -115,6 +115,20 @@ def test_continent_split_holds_out_exactly_that_continent():
         assert set(range(5)) <= set(fit.tolist())
 
 
+def test_continent_split_validates_on_whole_blocks_of_the_training_continents():
+    t = points()
+    lon, lat = t["lon"].to_numpy(), t["lat"].to_numpy()
+    s = continent_split(t["continent"], "Asia", val_fraction=0.2, seed=3, lon=lon, lat=lat, block_deg=10.0)
+    assert_partition(s, len(t))
+    assert "Asia" not in set(t["continent"].iloc[np.concatenate([s.train, s.val])].dropna())
+    col, row = checkerboard_blocks(lon, lat, 10.0, 3)
+    block = col * 1_000_003 + row
+    assert not set(block[s.val]) & set(block[s.train])  # no block is split between train and val
+    assert len(s.val) > 0
+    pointwise = continent_split(t["continent"], "Asia", val_fraction=0.2, seed=3)
+    assert set(block[pointwise.val]) & set(block[pointwise.train])  # without coordinates: random points
+
+
 def test_continent_split_without_points_on_the_holdout_has_an_empty_test_set():
     t = points(200).assign(continent="North America")  # like California housing
     s = continent_split(t["continent"], "Asia", seed=0)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-PROBES = ("mlp", "xgboost", "linear")
+PROBES = ("mlp", "xgboost", "linear", "linear_val")
+MLP_PREPROCESS = ("standardize", "whiten")
 SPLITS = ("random", "checkerboard", "continent")
 CONTINENTS = ("Africa", "Antarctica", "Asia", "Europe", "North America", "Oceania",
               "South America", "Seven seas (open ocean)")
@@ -40,20 +41,30 @@ class MLPConfig:
     layers: int = 2                                             # hidden layers
     lr: list[float] = field(default_factory=lambda: [1e-2])     # AdamW peak learning rate (grid axis)
     weight_decay: list[float] = field(default_factory=lambda: [1e-4])  # AdamW (grid axis)
+    # input preprocessing (grid axis), fit on the training split: "standardize" (per feature) or
+    # "whiten" (the top ``whiten_components`` principal components, each scaled to unit variance)
+    preprocess: list[str] = field(default_factory=lambda: ["standardize"])
+    whiten_components: int = 32
     max_epochs: int = 20
+    min_epochs: int = 1         # no early stop before this epoch (noisy validation losses)
     patience: int = 4           # epochs without a lower validation loss before stopping
     batch_size: int = 512
     schedule: str = "cosine"    # learning rate: "cosine" (decays to 0 at max_epochs) or "constant"
 
     def __post_init__(self) -> None:
         _nonempty_positive("evaluate.mlp.hidden", self.hidden)
+        if not self.preprocess or any(p not in MLP_PREPROCESS for p in self.preprocess):
+            raise ValueError(f"evaluate.mlp.preprocess must be a non-empty list of {', '.join(MLP_PREPROCESS)}; "
+                             f"got {self.preprocess}")
+        if self.min_epochs > self.max_epochs:
+            raise ValueError(f"evaluate.mlp.min_epochs ({self.min_epochs}) must be <= max_epochs ({self.max_epochs})")
         _nonempty_positive("evaluate.mlp.lr", self.lr)
         if not self.weight_decay or any(w < 0 for w in self.weight_decay):
             raise ValueError(f"evaluate.mlp.weight_decay must be a non-empty list of values >= 0, "
                              f"got {self.weight_decay}")
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"evaluate.mlp.schedule must be cosine or constant, got {self.schedule!r}")
-        for name in ("layers", "max_epochs", "patience", "batch_size"):
+        for name in ("layers", "max_epochs", "min_epochs", "patience", "batch_size", "whiten_components"):
             if getattr(self, name) < 1:
                 raise ValueError(f"evaluate.mlp.{name} must be >= 1, got {getattr(self, name)}")
 

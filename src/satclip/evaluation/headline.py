@@ -25,7 +25,7 @@ from satclip.evaluation.verdict import ENCODER, beats_all
 # (probe, split, key suffix): the paper's protocol (MLP, held-out continents), then ours
 WIN_PROTOCOLS = (("mlp", "checkerboard", "mlp_cb"), ("mlp", "continent:Asia", "mlp_asia"),
                  ("mlp", "continent:Africa", "mlp_africa"), ("xgboost", "checkerboard", "xgb_cb"),
-                 ("linear", "checkerboard", "lin_cb"))
+                 ("linear", "checkerboard", "lin_cb"), ("linear_val", "checkerboard", "linval_cb"))
 HEADLINE_TASKS = 2
 SCORE_PROTOCOL = ("mlp", "checkerboard")
 PRETRAIN_KEYS = {"val_top1": "top1", "val_median_km": "median_km"}

@@ -13,6 +13,8 @@ standardized on the training split); classification labels may be of any dtype (
   MinMax-scaled embeddings, ``RidgeCV`` / ``RidgeClassifierCV`` (efficient leave-one-out over the
   alpha grid), fit on train + validation, so its numbers can be placed beside theirs. ``ridge_loo``
   computes that estimator from one (d, d) eigendecomposition (tested equal to scikit-learn's).
+- ``ValidatedLinearProbe`` (``linear_val``): the same features and alpha grid, the alpha chosen on
+  the validation split (whole spatial blocks on the checkerboard and held-out continents).
 
 Classification: classes are those seen in training; validation points of other classes are left
 out of the validation loss; test points of other classes can never be predicted and so count as
@@ -29,6 +31,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from satclip.evaluation.config import EvaluateConfig, LinearConfig, MLPConfig, XGBoostConfig
+from satclip.evaluation.preprocess import InputTransform, pca_basis
 
 
 class ProbeError(RuntimeError):
@@ -118,13 +121,6 @@ class Probe(ABC):
         """Regression values or classification codes, (n,)."""
 
 
-def _standardizer(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and scale of ``x`` (scale 1 for constant features)."""
-    mean = x.mean(axis=0, dtype=np.float64)
-    std = x.std(axis=0, dtype=np.float64)
-    return mean.astype(np.float32), np.where(std > 0, std, 1.0).astype(np.float32)
-
-
 def _blas_threads(n: int):
     """Limit BLAS (numpy, scipy) threads: oversubscribed BLAS on a shared 2-core machine crawls."""
     from threadpoolctl import threadpool_limits
@@ -151,9 +147,10 @@ def torch_threads(n: int) -> Iterator[None]:
 class MLPProbe(Probe):
     """A small MLP (``layers`` hidden ReLU layers), AdamW, early stopping on validation loss.
 
-    Features standardized on the training split; regression targets too (predictions are
-    mapped back). Every point of ``cfg``'s grid (hidden x lr x weight_decay) is trained and the
-    one with the lowest validation loss kept, at its best epoch.
+    Features standardized or whitened on the training split (``preprocess``, a grid axis);
+    regression targets standardized (predictions are mapped back). Every point of ``cfg``'s grid
+    (preprocess x hidden x lr x weight_decay) is trained and the one with the lowest validation
+    loss kept, at its best epoch; no early stop before ``min_epochs``.
     """
 
     name = "mlp"
@@ -166,7 +163,6 @@ class MLPProbe(Probe):
     def _fit(self, x_train, y_train, x_val, y_val) -> None:
         import torch
 
-        self._x_mean, self._x_scale = _standardizer(x_train)
         if self.kind == "regression":
             self._y_mean = float(y_train.mean())
             self._y_scale = float(y_train.std()) or 1.0
@@ -176,22 +172,23 @@ class MLPProbe(Probe):
         else:
             t_train, t_val, n_out = y_train, y_val, len(self._codes)
         with torch_threads(self.threads):
-            xt = torch.from_numpy(self._scale(x_train))
-            xv = torch.from_numpy(self._scale(x_val))
             dtype = torch.float32 if self.kind == "regression" else torch.int64
             yt = torch.as_tensor(t_train, dtype=dtype)
             yv = torch.as_tensor(t_val, dtype=dtype)
-            best = (np.inf, None, None)
-            grid = itertools.product(self.cfg.hidden, self.cfg.lr, self.cfg.weight_decay)
-            for i, (hidden, lr, wd) in enumerate(grid):
-                net, loss, epochs = self._train(xt, yt, xv, yv, n_out, hidden, lr, wd, self.seed + 1000 * i)
-                if loss < best[0] or best[1] is None:
-                    best = (loss, net, {"hidden": hidden, "lr": lr, "weight_decay": wd,
-                                        "best_epoch": epochs, "val_loss": loss})
-        _, self._net, self.selected = best
-
-    def _scale(self, x: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray((x - self._x_mean) / self._x_scale, dtype=np.float32)
+            best = (np.inf, None, None, None)
+            i = 0
+            for prep in self.cfg.preprocess:
+                transform = InputTransform(prep, x_train, self.cfg.whiten_components)
+                xt = torch.from_numpy(transform(x_train))
+                xv = torch.from_numpy(transform(x_val))
+                for hidden, lr, wd in itertools.product(self.cfg.hidden, self.cfg.lr, self.cfg.weight_decay):
+                    net, loss, epochs = self._train(xt, yt, xv, yv, n_out, hidden, lr, wd, self.seed + 1000 * i)
+                    i += 1
+                    if loss < best[0] or best[1] is None:
+                        best = (loss, net, transform, {"preprocess": prep, "hidden": hidden, "lr": lr,
+                                                       "weight_decay": wd, "best_epoch": epochs,
+                                                       "epochs": self._epochs_trained, "val_loss": loss})
+        _, self._net, self._transform, self.selected = best
 
     def _loss(self, out, y):
         import torch.nn.functional as F
@@ -253,35 +250,23 @@ class MLPProbe(Probe):
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
             else:
                 stale += 1
-                if stale >= self.cfg.patience:
+                if stale >= self.cfg.patience and epoch >= self.cfg.min_epochs:
                     break
         if best_state is None:
             raise ProbeError(f"MLP training diverged (hidden={hidden}, lr={lr})")
         net.load_state_dict(best_state)
         net.eval()
+        self._epochs_trained = epoch
         return net, best_loss, best_epoch
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         import torch
 
         with torch_threads(self.threads), torch.no_grad():
-            out = self._net(torch.from_numpy(self._scale(x)))
+            out = self._net(torch.from_numpy(self._transform(x)))
         if self.kind == "regression":
             return out[:, 0].numpy().astype(np.float64) * self._y_scale + self._y_mean
         return out.argmax(dim=1).numpy()
-
-
-def pca_basis(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (d,) and top-``k`` principal axes (d, min(k, d)) of ``x`` (n, d), signs fixed.
-
-    Deterministic: the SVD of the centred data, each axis' largest-magnitude loading made positive.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    mean = x.mean(axis=0)
-    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)  # vt: (min(n, d), d)
-    axes = vt[: min(k, vt.shape[0])].T                       # (d, k)
-    sign = np.sign(axes[np.abs(axes).argmax(axis=0), np.arange(axes.shape[1])])
-    return mean, axes * np.where(sign == 0, 1.0, sign)
 
 
 class XGBoostProbe(Probe):
@@ -445,12 +430,53 @@ class LinearProbe(Probe):
         return scores[:, 0] if self.kind == "regression" else scores.argmax(axis=1)
 
 
+class ValidatedLinearProbe(LinearProbe):
+    """The linear probe with its ridge penalty chosen on the validation split instead of leave-one-out.
+
+    Leave-one-out rewards interpolation between neighbouring points; on the checkerboard and the
+    held-out continents the validation split is whole spatial blocks, so the penalty is chosen for
+    extrapolation, as the test demands. Same MinMax features and alpha grid as ``linear``; the
+    chosen alpha is refit on train + validation. Without validation points it is ``linear``.
+    """
+
+    name = "linear_val"
+
+    def _fit(self, x_train, y_train, x_val, y_val) -> None:
+        if len(x_val) == 0:
+            super()._fit(x_train, y_train, x_val, y_val)
+            return
+        x_fit = np.asarray(x_train, dtype=np.float64)
+        lo = x_fit.min(axis=0)
+        span = x_fit.max(axis=0) - lo
+        span = np.where(span > 0, span, 1.0)
+        targets = y_train[:, None].astype(np.float64) if self.kind == "regression" else y_train
+        best = (np.inf, self.cfg.alphas[0])
+        with _blas_threads(self.threads):
+            for alpha in self.cfg.alphas:
+                _, coef, intercept = ridge_loo((x_fit - lo) / span, targets, [alpha])
+                scores = ((np.asarray(x_val, dtype=np.float64) - lo) / span) @ coef + intercept
+                if self.kind == "regression":
+                    loss = float(np.mean((scores[:, 0] - y_val) ** 2))
+                else:  # validation error rate, ties broken by the squared error of the scores
+                    onehot = np.eye(coef.shape[1])[y_val]
+                    loss = float(np.mean(scores.argmax(axis=1) != y_val)) + 1e-6 * float(np.mean((scores - onehot) ** 2))
+                if loss < best[0]:
+                    best = (loss, alpha)
+        chosen = type(self.cfg)(alphas=[float(best[1])])
+        full = LinearProbe(self.kind, chosen, self.seed, self.threads)
+        full._fit(x_train, y_train, x_val, y_val)
+        self._lo, self._span, self._coef, self._intercept = full._lo, full._span, full._coef, full._intercept
+        self.selected = {"alpha": float(best[1]), "val_loss": best[0]}
+
+
 def make_probe(name: str, kind: str, cfg: EvaluateConfig, seed: int) -> Probe:
-    """The probe called ``name`` ("mlp", "xgboost", "linear") configured from ``cfg``."""
+    """The probe called ``name`` ("mlp", "xgboost", "linear", "linear_val") configured from ``cfg``."""
     if name == "mlp":
         return MLPProbe(kind, cfg.mlp, seed, cfg.threads)
     if name == "xgboost":
         return XGBoostProbe(kind, cfg.xgboost, seed, cfg.threads)
     if name == "linear":
         return LinearProbe(kind, cfg.linear, seed, cfg.threads)
-    raise ValueError(f"unknown probe {name!r}; choose from mlp, xgboost, linear")
+    if name == "linear_val":
+        return ValidatedLinearProbe(kind, cfg.linear, seed, cfg.threads)
+    raise ValueError(f"unknown probe {name!r}; choose from mlp, xgboost, linear, linear_val")

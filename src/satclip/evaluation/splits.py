@@ -5,7 +5,8 @@
   drawn from the seed), so test points are not next to training points; validation is a random
   set of whole training blocks, spatially apart as well.
 - ``continent``: train on all other continents, test on the held-out one (the paper's
-  geographic-generalization experiment: Asia, then Africa).
+  geographic-generalization experiment: Asia, then Africa); validation is whole blocks of the
+  training continents, so model selection rewards extrapolation, as the test does.
 
 Every split is deterministic in its seed. Indices are row positions (``int64``) into the task
 table, each sorted.
@@ -98,7 +99,16 @@ def checkerboard_split(lon: np.ndarray, lat: np.ndarray, deg: float = 10.0, val_
     _, colour, rng = _grid(deg, seed)
     is_test = (col + row) % 2 == colour
     test = np.flatnonzero(is_test)
-    train_pts = np.flatnonzero(~is_test)
+    train, val = _carve_val_blocks(np.flatnonzero(~is_test), col, row, val_fraction, rng)
+    return Split("checkerboard", train, val, _sorted(test), seed, block_deg=float(deg))
+
+
+def _carve_val_blocks(train_pts: np.ndarray, col: np.ndarray, row: np.ndarray, val_fraction: float,
+                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Whole blocks as validation: (train, val) point indices.
+
+    About ``val_fraction`` of the blocks holding ``train_pts`` (at least one of two or more).
+    """
     block = col[train_pts] * 1_000_003 + row[train_pts]  # unique id of each training block
     blocks = np.unique(block)
     n_val_blocks = 0
@@ -106,8 +116,7 @@ def checkerboard_split(lon: np.ndarray, lat: np.ndarray, deg: float = 10.0, val_
         n_val_blocks = min(max(int(round(val_fraction * len(blocks))), 1), len(blocks) - 1)
     val_blocks = rng.choice(blocks, size=n_val_blocks, replace=False)
     in_val = np.isin(block, val_blocks)
-    return Split("checkerboard", _sorted(train_pts[~in_val]), _sorted(train_pts[in_val]), _sorted(test), seed,
-                 block_deg=float(deg))
+    return _sorted(train_pts[~in_val]), _sorted(train_pts[in_val])
 
 
 def block_size(lon: np.ndarray, lat: np.ndarray, deg: float, min_blocks: int) -> float:
@@ -123,14 +132,23 @@ def block_size(lon: np.ndarray, lat: np.ndarray, deg: float, min_blocks: int) ->
 
 
 def continent_split(continent: np.ndarray | pd.Series, holdout: str, val_fraction: float = 0.1,
-                    seed: int = 0) -> Split:
+                    seed: int = 0, lon: np.ndarray | None = None, lat: np.ndarray | None = None,
+                    block_deg: float = 10.0) -> Split:
     """Test on every point of ``holdout``; train (and validate) on every other point.
 
+    With ``lon`` and ``lat``, validation is whole ``block_deg`` blocks of the training continents
+    (as on the checkerboard), so hyper-parameters are chosen for extrapolation to unseen regions,
+    the test's demand, not for interpolation; without, a random ``val_fraction`` of them.
     Points whose continent is missing count as "other" (they train). The test set may be empty
     when the task has no point on ``holdout`` (e.g. California housing): callers report that.
     """
     is_test = pd.Series(continent).astype(object).eq(holdout).fillna(False).to_numpy(dtype=bool)  # (n,)
-    train, val = _carve_val(np.flatnonzero(~is_test), val_fraction, _rng(seed, "continent"))
+    rng = _rng(seed, "continent")
+    if lon is None or lat is None:
+        train, val = _carve_val(np.flatnonzero(~is_test), val_fraction, rng)
+    else:
+        col, row = checkerboard_blocks(lon, lat, block_deg, seed)
+        train, val = _carve_val_blocks(np.flatnonzero(~is_test), col, row, val_fraction, rng)
     return Split(f"continent:{holdout}", train, val, _sorted(np.flatnonzero(is_test)), seed, holdout)
 
 
@@ -157,7 +175,8 @@ def make_splits(table: pd.DataFrame, cfg: EvaluateConfig, seed: int) -> Iterator
         elif kind == "continent":
             if "continent" not in table.columns:
                 raise KeyError("continent split needs a 'continent' column in the label table")
-            splits = [continent_split(table["continent"], c, cfg.val_fraction, seed)
+            lon, lat = table["lon"].to_numpy(), table["lat"].to_numpy()
+            splits = [continent_split(table["continent"], c, cfg.val_fraction, seed, lon, lat, cfg.checkerboard_deg)
                       for c in cfg.continent_holdouts]
         else:  # EvaluateConfig validates the names
             raise ValueError(f"unknown split {kind!r}")

@@ -31,7 +31,7 @@ from satclip.io import write_text
 from satclip.paths import Layout
 
 ENCODER_ORDER = ("satclip", "satclip-random", "sh", "wrap", "raw", "geoclip")
-PROBE_ORDER = ("mlp", "xgboost", "linear")
+PROBE_ORDER = ("mlp", "xgboost", "linear", "linear_val")
 SPLIT_ORDER = ("random", "checkerboard", "continent")
 METRIC_ORDER = ("r2", "mse", "mae", "accuracy", "macro_f1", "accuracy_seen")
 METRIC_LABEL = {"r2": "R²", "mse": "MSE", "mae": "MAE", "accuracy": "accuracy", "macro_f1": "macro-F1",
