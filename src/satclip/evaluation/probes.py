@@ -32,6 +32,7 @@ import numpy as np
 
 from satclip.evaluation.config import EvaluateConfig, LinearConfig, MLPConfig, XGBoostConfig
 from satclip.evaluation.preprocess import InputTransform, pca_basis
+from satclip.evaluation.ridge import ridge_coefs, ridge_loo
 
 
 class ProbeError(RuntimeError):
@@ -334,71 +335,6 @@ class XGBoostProbe(Probe):
         return np.asarray(out, dtype=np.int64 if self.kind == "classification" else np.float64)
 
 
-def ridge_loo(x: np.ndarray, y: np.ndarray, alphas: list[float]) -> tuple[float, np.ndarray, np.ndarray]:
-    """Ridge regression with an unpenalized intercept, alpha chosen by exact leave-one-out error.
-
-    The estimator of scikit-learn's ``RidgeCV`` / ``RidgeClassifierCV`` with ``cv=None`` (efficient
-    LOO; one alpha for all targets, the lowest mean squared LOO residual), computed from one
-    eigendecomposition of the (d, d) Gram matrix so that d = 512 and ~700 classes stay fast.
-    ``x``: (n, d); ``y``: (n, k) float targets, or (n,) integer codes standing for one-hot
-    targets (classification). Returns (alpha, coef (d, k), intercept (k,)).
-    """
-    from scipy import sparse
-
-    x = np.asarray(x, dtype=np.float64)
-    n, d = x.shape
-    x_mean = x.mean(axis=0)
-    xc = x - x_mean                                      # (n, d)
-    lam, v = np.linalg.eigh(xc.T @ xc)                   # (d,), (d, d)
-    lam = np.clip(lam, 0.0, None)
-    z = xc @ v                     # (n, d): hat matrix = 1/n + z diag(1/(lam + alpha)) z^T
-    z2 = z * z
-    codes = None
-    if np.asarray(y).ndim == 1:    # one-hot targets, never materialized as (n, k)
-        codes = np.asarray(y, dtype=np.int64)
-        k = int(codes.max()) + 1
-        y_mean = np.bincount(codes, minlength=k) / n     # (k,)
-        # w = z^T (onehot - y_mean) = per-class sums of z (the columns of z sum to 0)
-        onehot = sparse.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(k, n))  # (k, n)
-        w = np.asarray((onehot @ z).T)                   # (d, k)
-        yy = 1.0 - 2.0 * y_mean[codes] + y_mean @ y_mean  # (n,) |yc_i|^2
-    else:
-        y = np.asarray(y, dtype=np.float64)
-        k = y.shape[1]
-        y_mean = y.mean(axis=0)
-        yc = y - y_mean                                  # (n, k)
-        w = z.T @ yc                                     # (d, k)
-        yy = np.einsum("ij,ij->i", yc, yc)
-    direct = k <= d  # residuals per alpha cost n*d*k; else n*d*d through q = w w^T
-    if not direct:
-        # |e_i|^2 = |yc_i|^2 - 2 t_i . a_i + t_i q t_i^T with t = z / (lam + alpha), a = yc w^T
-        # float32 here: the per-alpha (n, d) x (d, d) product dominates; errors ~1e-7 of |yc_i|^2
-        a_mat = ((w.T[codes] - w @ y_mean) if codes is not None else yc @ w.T).astype(np.float32)  # (n, d)
-        q = (w @ w.T).astype(np.float32)                 # (d, d)
-        z32 = z.astype(np.float32)
-    best = (np.inf, alphas[0])
-    for alpha in alphas:
-        h = 1.0 / n + z2 @ (1.0 / (lam + alpha))         # (n,) leverages
-        if direct:
-            fit = (z / (lam + alpha)) @ w                # (n, k) centered in-sample predictions
-            if codes is not None:  # |yc_i - f_i|^2 with yc_i = onehot_i - y_mean
-                cross = fit[np.arange(n), codes] - fit @ y_mean
-                sq = yy - 2 * cross + np.einsum("ij,ij->i", fit, fit)
-            else:
-                resid = yc - fit
-                sq = np.einsum("ij,ij->i", resid, resid)
-        else:
-            t32 = z32 * (1.0 / (lam + alpha)).astype(np.float32)
-            quad = np.einsum("ij,ij->i", t32 @ q, t32)
-            sq = yy - 2 * np.einsum("ij,ij->i", t32, a_mat) + quad
-        loo = float(np.mean(np.clip(sq, 0.0, None) / np.maximum(1.0 - h, 1e-12) ** 2))
-        if loo < best[0]:
-            best = (loo, alpha)
-    alpha = float(best[1])
-    coef = v @ (w / (lam + alpha)[:, None])              # (d, k)
-    return alpha, coef, y_mean - x_mean @ coef
-
-
 class LinearProbe(Probe):
     """RANGE's linear probe: MinMax-scaled features, RidgeCV / RidgeClassifierCV on train + val.
 
@@ -452,8 +388,8 @@ class ValidatedLinearProbe(LinearProbe):
         targets = y_train[:, None].astype(np.float64) if self.kind == "regression" else y_train
         best = (np.inf, self.cfg.alphas[0])
         with _blas_threads(self.threads):
-            for alpha in self.cfg.alphas:
-                _, coef, intercept = ridge_loo((x_fit - lo) / span, targets, [alpha])
+            fits = ridge_coefs((x_fit - lo) / span, targets, self.cfg.alphas)  # one eigendecomposition
+            for alpha, (coef, intercept) in zip(self.cfg.alphas, fits, strict=True):
                 scores = ((np.asarray(x_val, dtype=np.float64) - lo) / span) @ coef + intercept
                 if self.kind == "regression":
                     loss = float(np.mean((scores[:, 0] - y_val) ** 2))
@@ -462,10 +398,14 @@ class ValidatedLinearProbe(LinearProbe):
                     loss = float(np.mean(scores.argmax(axis=1) != y_val)) + 1e-6 * float(np.mean((scores - onehot) ** 2))
                 if loss < best[0]:
                     best = (loss, alpha)
-        chosen = type(self.cfg)(alphas=[float(best[1])])
-        full = LinearProbe(self.kind, chosen, self.seed, self.threads)
-        full._fit(x_train, y_train, x_val, y_val)
-        self._lo, self._span, self._coef, self._intercept = full._lo, full._span, full._coef, full._intercept
+            # refit on train + validation with the chosen alpha (MinMax over both, as ``linear``)
+            x = np.concatenate([x_train, x_val]).astype(np.float64)
+            self._lo = x.min(axis=0)
+            span = x.max(axis=0) - self._lo
+            self._span = np.where(span > 0, span, 1.0)
+            y = np.concatenate([y_train, y_val])
+            targets = y[:, None].astype(np.float64) if self.kind == "regression" else y
+            [(self._coef, self._intercept)] = ridge_coefs((x - self._lo) / self._span, targets, [best[1]])
         self.selected = {"alpha": float(best[1]), "val_loss": best[0]}
 
 
