@@ -252,9 +252,9 @@ class PretrainConfig:
         _check_choice("pretrain.dataset", self.dataset, _CHOICES_PRETRAIN_SET)
         if self.runs < 1:
             raise ValueError(f"pretrain.runs must be >= 1, got {self.runs}")
-        if self.feature_cache.enabled and not self.image.freeze_backbone:
+        if self.feature_cache.enabled and not self.image.frozen:
             raise ValueError("pretrain.feature_cache.enabled needs pretrain.image.freeze_backbone: true "
-                             "(only a frozen backbone's features can be reused)")
+                             "or backbone rcf (only a frozen backbone's features can be reused)")
 
 
 @dataclass

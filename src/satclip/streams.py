@@ -31,6 +31,7 @@ class TrainStream(IntEnum):
     FEATURE_CACHE = 13  # augmented views of the feature cache (view, batch)
     UNTRAINED_INIT = 17  # initialization of the untrained encoder (satclip-random)
     PRETRAIN_RUN = 19  # the seed of pretraining run r >= 1 (run 0 uses ``seed`` itself)
+    RCF_FILTERS = 23  # which image patches become the random convolutional features' filters
 
 
 def stream_seed(*parts: int) -> int:

@@ -1,4 +1,4 @@
-"""Image encoders: torchgeo backbones (SSL4EO-S12 weights) and a small CNN for Blue Marble.
+"""Image encoders: torchgeo backbones (SSL4EO-S12 weights), a small CNN for Blue Marble, MOSAIKS.
 
 An ``ImageEncoder`` is a backbone producing pre-head features plus a trainable linear head to
 the shared embedding size. A frozen backbone has no trainable parameters and stays in eval
@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from satclip.encoders.rcf import RandomConvFeatures
+
 # Backbones from torchgeo by name; the SatCLIP weights are SSL4EO-S12 MoCo, 13 bands
 # (Klemmer et al., AAAI 2025, Section 3; torchgeo ``ResNet18_Weights.SENTINEL2_ALL_MOCO`` etc.).
 TORCHGEO_BACKBONES = ("resnet18", "resnet50", "vit_small_patch16_224")
-BACKBONES = ("small_cnn", *TORCHGEO_BACKBONES)
+# rcf: random convolutional features (MOSAIKS), a fixed featurizer: see encoders/rcf.py.
+BACKBONES = ("small_cnn", "rcf", *TORCHGEO_BACKBONES)
 
 
 @dataclass
@@ -31,17 +34,26 @@ class ImageEncoderConfig:
     freeze_backbone: bool = False
     # small_cnn only: output channels of its conv blocks (each halves the resolution).
     cnn_widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    # rcf only: number of features (two per filter). MOSAIKS used 8,192 (Rolf et al. 2021).
+    rcf_features: int = 1024
+
+    @property
+    def frozen(self) -> bool:
+        """Whether the backbone is fixed: ``freeze_backbone``, or a featurizer with nothing to train (rcf)."""
+        return self.freeze_backbone or self.backbone == "rcf"
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
             raise ValueError(f"pretrain.image.backbone must be one of {', '.join(BACKBONES)}; "
                              f"got {self.backbone!r}")
-        if self.weights is not None and self.backbone == "small_cnn":
-            raise ValueError("pretrain.image.weights: small_cnn has no pretrained weights (use null)")
+        if self.weights is not None and self.backbone in ("small_cnn", "rcf"):
+            raise ValueError(f"pretrain.image.weights: {self.backbone} has no pretrained weights (use null)")
         if self.in_channels < 1:
             raise ValueError(f"pretrain.image.in_channels must be >= 1, got {self.in_channels}")
         if not self.cnn_widths or min(self.cnn_widths) < 1:
             raise ValueError(f"pretrain.image.cnn_widths must be positive, got {self.cnn_widths}")
+        if self.rcf_features < 2 or self.rcf_features % 2:
+            raise ValueError(f"pretrain.image.rcf_features must be an even number >= 2, got {self.rcf_features}")
 
 
 class SmallCNN(nn.Module):
@@ -76,6 +88,9 @@ def build_backbone(cfg: ImageEncoderConfig) -> tuple[nn.Module, int]:
     if cfg.backbone == "small_cnn":
         net = SmallCNN(cfg.in_channels, cfg.cnn_widths)
         return net, net.num_features
+    if cfg.backbone == "rcf":  # Gaussian filters until RandomConvFeatures.fit draws them from images
+        rcf = RandomConvFeatures(cfg.in_channels, cfg.rcf_features)
+        return rcf, rcf.num_features
     from torchgeo import models as tg
 
     weights = tg.get_weight(cfg.weights) if cfg.weights else None
@@ -95,7 +110,7 @@ class ImageEncoder(nn.Module):
         self.cfg = cfg
         self.backbone, self.num_features = build_backbone(cfg)
         self.head = nn.Linear(self.num_features, embed_dim)
-        self.frozen = cfg.freeze_backbone
+        self.frozen = cfg.frozen
         if self.frozen:
             self.backbone.requires_grad_(False)
             self.backbone.eval()

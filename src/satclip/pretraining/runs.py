@@ -280,6 +280,8 @@ def train_run(params: Params, run: int = 0, callbacks: list[Callback] | None = N
         hparams = asdict(cfg)
         hparams.pop("runs")  # not a property of one run
         module = SatCLIPModule(hparams, seed=params.seed)
+        if cfg.image.backbone == "rcf":  # filters from this run's training images (a resume restores the same)
+            module.model.visual.backbone.fit(data.train_set, stream_seed(params.seed, TrainStream.RCF_FILTERS))
         if cfg.feature_cache.enabled:
             data.use_feature_cache(module.model, layout.feature_cache, data_digest(layout.pretrain_set(cfg.dataset)))
         log.info("run %d (seed %d): %s", run, params.seed, {"fresh": "training", "resume": f"resuming from {resume_from}"}[mode])

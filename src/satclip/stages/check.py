@@ -48,6 +48,8 @@ HEADLINE_PARAMS: tuple[str, ...] = (
     "pretrain.location.network",
     "pretrain.image.backbone",
     "pretrain.image.cnn_widths",
+    "pretrain.location.dropout",
+    "pretrain.feature_cache.enabled",
     "pretrain.augment.jitter_deg",
     "pretrain.augment.jitter_mode",
 )
