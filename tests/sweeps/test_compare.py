@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from satclip.sweeps.compare import comparison_table, finished_experiments
+from satclip.sweeps.compare import comparison_table, finished_experiments, same_configuration
 from satclip.sweeps.sweep import Sweep
 
 
@@ -39,7 +39,9 @@ def test_comparison_table_in_point_order_with_missing_scores_as_nan():
                   {"a": {"pretrain.location.legendre_polys": 10}, "b": {"pretrain.location.legendre_polys": 20}})
     table = comparison_table(sweep, finished_experiments(SHOW))
     assert list(table["experiment"]) == ["s-a"] and table.loc[0, "population"] == 0.5
-    assert "verdict" not in table.columns   # the verdict counts are no task
+    assert "verdict" not in table.columns   # the verdict counts are no task ...
+    assert table.loc[0, "wins mlp checkerboard"] == "0/1"   # ... but the verdict's columns
+    assert "wins mlp Asia" not in table.columns   # no such cell in that experiment's verdict
     assert table.loc[0, "pretrain top-1"] == 0.1
     linear = comparison_table(sweep, finished_experiments(SHOW), probe="linear")
     assert math.isnan(linear.loc[0, "population"])
@@ -58,3 +60,14 @@ def test_params_and_full_metrics_come_from_the_experiment_commit():
     assert found["s-a"]["params"]["pretrain.location.legendre_polys"] == 40
     assert found["s-a"]["metrics"]["downstream.json"]["population"]["satclip"]["mlp"]["checkerboard"]["r2"] == 0.6
     assert finished_experiments(show) == {}   # no downstream scores without the commit's files
+
+
+def test_a_point_without_its_experiment_uses_one_of_the_same_configuration():
+    found = finished_experiments(SHOW)   # s-a: L = 10
+    shared = Sweep("u", "", None, None, {"ten": {"pretrain.location.legendre_polys": 10},
+                                         "twenty": {"pretrain.location.legendre_polys": 20}})
+    table = comparison_table(shared, found, base={"pretrain.location.legendre_polys": 40})
+    assert list(table["experiment"]) == ["s-a"] and list(table["point"]) == ["ten"]
+    assert same_configuration(found, {"pretrain.location.legendre_polys": 10, "seed": 0}) is None  # key missing
+    with pytest.raises(LookupError):   # without base, only experiments named u-<point> count
+        comparison_table(shared, found)

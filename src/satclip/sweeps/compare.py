@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from satclip.config import ConfigError
+from satclip.config import ConfigError, merge, read_yaml
 from satclip.io import write_json, write_text
 from satclip.schema import flatten
 from satclip.sweeps.sweep import RECENT_COMMITS, Sweep, load_sweep, resolve_sweep
@@ -32,6 +32,11 @@ DOWNSTREAM = "downstream.json"
 PRETRAIN = "pretrain.json"
 HEADLINE = "headline.json"   # the declared metrics file: an experiment that has it has finished
 PRETRAIN_COLUMNS = {"val_top1": "pretrain top-1", "val_median_km": "pretrain median km"}
+# The study's verdict per experiment (downstream.json "verdict"): on how many tasks `satclip` beats
+# both raw coordinates and satclip-random beyond the paired 95 % interval, by probe and split.
+VERDICT_COLUMNS = {("mlp", "checkerboard"): "wins mlp checkerboard", ("mlp", "continent:Asia"): "wins mlp Asia",
+                   ("mlp", "continent:Africa"): "wins mlp Africa", ("xgboost", "checkerboard"): "wins xgboost checkerboard",
+                   ("linear", "checkerboard"): "wins linear checkerboard"}
 
 
 def experiments_json(dvc: str = "dvc", cwd: str | Path = ".") -> list[dict]:
@@ -96,27 +101,49 @@ def _score(downstream: dict, task: str, encoder: str, probe: str, split: str) ->
     return float("nan") if value is None else float(value)
 
 
+def same_configuration(experiments: dict[str, dict], expected: dict[str, Any]) -> str | None:
+    """The first finished experiment (by name) whose params hold every key of ``expected`` at its value."""
+    for name in sorted(experiments):
+        params = experiments[name]["params"]
+        if all(key in params and params[key] == value for key, value in expected.items()):
+            return name
+    return None
+
+
 def comparison_table(sweep: Sweep, experiments: dict[str, dict], encoder: str = "satclip", probe: str = "mlp",
-                     split: str = "checkerboard") -> pd.DataFrame:
+                     split: str = "checkerboard", base: dict[str, Any] | None = None) -> pd.DataFrame:
     """One row per finished experiment of ``sweep``, in the sweep file's point order.
 
-    Columns: ``experiment``, ``point``, every param the points set, the pretraining metrics and
-    one column per task (primary metric of ``encoder`` with ``probe`` on ``split``).
+    A point is the experiment ``<sweep>-<point>``; without one, and given ``base`` (the flat
+    params the points apply to), any finished experiment of the same configuration (every key of
+    ``base`` and the point's overrides equal): a point two sweeps share is then run once.
+
+    Columns: ``experiment``, ``point``, every param the points set, the pretraining metrics, the
+    verdict (``VERDICT_COLUMNS``: tasks won against both baselines, e.g. ``"2/7"``) and one column
+    per task (primary metric of ``encoder`` with ``probe`` on ``split``).
     """
     varied = list(dict.fromkeys(k for o in sweep.points.values() for k in o))
     rows: list[dict[str, Any]] = []
     tasks: list[str] = []
     for point in sweep.points:
-        exp = experiments.get(sweep.experiment(point))
-        if exp is None:
+        name: str | None = sweep.experiment(point)
+        if name not in experiments and base is not None:
+            name = same_configuration(experiments, {**base, **sweep.points[point]})
+        if name not in experiments:
             continue
-        row: dict[str, Any] = {"experiment": sweep.experiment(point), "point": point}
+        exp = experiments[name]
+        row: dict[str, Any] = {"experiment": name, "point": point}
         row.update({k: exp["params"].get(k) for k in varied})
         pretrain = exp["metrics"].get(PRETRAIN) or {}
         row.update({label: pretrain.get(key) for key, label in PRETRAIN_COLUMNS.items()})
         downstream = exp["metrics"][DOWNSTREAM]
+        verdict = downstream.get("verdict") or {}
+        for (v_probe, v_split), label in VERDICT_COLUMNS.items():
+            cell = (verdict.get(v_probe) or {}).get(v_split) or {}
+            if "beats_all" in cell:
+                row[label] = f"{cell['beats_all']}/{cell.get('tasks', '?')}"
         for task in downstream:
-            if task == "verdict":   # the win / tie / loss counts beside the tasks' metrics
+            if task == "verdict":   # the win / tie / loss counts: the verdict columns above
                 continue
             tasks.append(task)
             row[task] = _score(downstream, task, encoder, probe, split)
@@ -169,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         params = load_params(args.params)
         found = finished_experiments(experiments_json(), git_file_reader(),
                                      Path(params.paths.results, "metrics").as_posix())
-        table = comparison_table(sweep, found, args.encoder, args.probe, args.split)
+        base = flatten(merge(read_yaml(args.params), read_yaml(sweep.overlay) if sweep.overlay else {}))
+        table = comparison_table(sweep, found, args.encoder, args.probe, args.split, base)
     except (ConfigError, LookupError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
