@@ -57,7 +57,8 @@ sweep: $(STAMP)  ## run an ablation as DVC experiments: make sweep NAME=legendre
 
 compare: $(STAMP)  ## one table and figure across a finished sweep: make compare NAME=legendre
 	@test -n "$(NAME)" || { echo "usage: make compare NAME=<sweep>; sweeps: $(SWEEPS)" >&2; exit 2; }
-	$(VENV)/bin/satclip compare "$(NAME)"
+	$(VENV)/bin/satclip compare "$(NAME)" --publish docs/sweeps
+	$(PY) -m satclip.reporting.readme README.md
 	dvc repro --single-item --force figures
 
 exp: $(STAMP)  ## every experiment's headline metrics, fitting a terminal (satclip exp; ARGS=... for dvc exp show)

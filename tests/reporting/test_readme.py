@@ -58,3 +58,23 @@ def test_the_committed_readme_says_what_the_committed_metrics_say():
     text = (REPO / "README.md").read_text()
     assert block(text, "results") == render_results(REPO / "results" / "metrics"), \
         "README.md is stale: run `python -m satclip.reporting.readme` after the run"
+
+
+def test_the_sweeps_block_shows_every_published_comparison(tmp_path):
+    from satclip.reporting.readme import render_sweeps
+
+    assert "No sweep compared yet" in render_sweeps(tmp_path / "none")
+    (tmp_path / "sweeps").mkdir()
+    (tmp_path / "sweeps" / "b.md").write_text("# Sweep b\n\n| point | population |\n|---|---|\n| x | 0.5 |\n")
+    (tmp_path / "sweeps" / "a.md").write_text("# Sweep a\n\ntext\n")
+    body = render_sweeps(tmp_path / "sweeps")
+    assert body.index("**Sweep a**") < body.index("**Sweep b**") and "| x | 0.5 |" in body
+    assert "# Sweep" not in body   # no headings inside the README's Results section
+    _metrics(tmp_path)
+    readme = tmp_path / "README.md"
+    start, end = ("<!-- begin generated: {} (python -m satclip.reporting.readme; do not edit) -->",
+                  "<!-- end generated: {} -->")
+    readme.write_text("".join(f"{start.format(n)}\nold\n{end.format(n)}\n" for n in ("results", "cost", "sweeps")))
+    assert main([str(readme), "--results", str(tmp_path), "--data", str(tmp_path / "data"),
+                 "--sweeps", str(tmp_path / "sweeps")]) == 0
+    assert block(readme.read_text(), "sweeps") == body

@@ -71,3 +71,14 @@ def test_a_point_without_its_experiment_uses_one_of_the_same_configuration():
     assert same_configuration(found, {"pretrain.location.legendre_polys": 10, "seed": 0}) is None  # key missing
     with pytest.raises(LookupError):   # without base, only experiments named u-<point> count
         comparison_table(shared, found)
+
+
+def test_publish_copies_the_table_with_its_provenance(tmp_path):
+    from satclip.sweeps.compare import publish
+
+    table = tmp_path / "s.md"
+    table.write_text("# Sweep s\n\n| point |\n|---|\n| a |\n")
+    out = publish(table, tmp_path / "docs" / "s.md", ["s-a", "s-b", "s-a"])
+    text = out.read_text()
+    assert text.startswith("# Sweep s\n") and "| a |" in text
+    assert "from the experiments `s-a`, `s-b` (`dvc exp show`)" in text

@@ -25,7 +25,7 @@ from pathlib import Path
 from satclip.evaluation.metrics import primary_metric
 from satclip.io import write_text
 
-BLOCKS = ("results", "cost")
+BLOCKS = ("results", "cost", "sweeps")
 ENCODERS = ("satclip", "satclip-random", "sh", "wrap", "raw", "geoclip")
 BASELINES = ("satclip-random", "raw")
 LABEL = {"r2": "R²", "accuracy": "accuracy", "accuracy_seen": "accuracy, seen classes"}
@@ -151,6 +151,20 @@ def render_cost(results_dir: str | Path, data_dir: str | Path, cache_dir: str | 
             f"cache {_du(Path(cache_dir))}. Per-stage times: `results/README.md`.\n")
 
 
+def render_sweeps(sweeps_dir: str | Path) -> str:
+    """The sweeps block: every comparison ``make compare`` published to ``sweeps_dir`` (``<name>.md``)."""
+    files = sorted(Path(sweeps_dir).glob("*.md"))
+    if not files:
+        return f"No sweep compared yet (`make sweep NAME=... && make compare NAME=...` publishes to `{sweeps_dir}/`).\n"
+    parts = []
+    for file in files:
+        lines = file.read_text().strip().splitlines()
+        if lines and lines[0].startswith("# "):   # "# Sweep x" -> a bold paragraph title
+            lines[0] = f"**{lines[0][2:]}** (`{file.as_posix()}`)"
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
 def replace_block(text: str, name: str, body: str) -> str:
     """``text`` with the block ``name`` replaced by ``body`` (the markers must be there)."""
     start, end = _markers(name)
@@ -173,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("readme", nargs="?", default="README.md")
     ap.add_argument("--results", default="results")
     ap.add_argument("--data", default="data")
+    ap.add_argument("--sweeps", default="docs/sweeps", help="published sweep comparisons (make compare)")
     ap.add_argument("--check", action="store_true", help="exit 1 if the results block is stale")
     args = ap.parse_args(argv)
     path = Path(args.readme)
@@ -186,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     text = replace_block(text, "results", results)
     text = replace_block(text, "cost", render_cost(args.results, args.data))
+    if _markers("sweeps")[0] in text:   # optional block: the published sweep comparisons
+        text = replace_block(text, "sweeps", render_sweeps(args.sweeps))
     write_text(path, text)
     return 0
 

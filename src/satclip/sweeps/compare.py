@@ -190,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encoder", default="satclip")
     parser.add_argument("--probe", default="mlp")
     parser.add_argument("--split", default="checkerboard")
+    parser.add_argument("--publish", metavar="DIR", help="also write the table to DIR/<sweep>.md with its "
+                        "provenance (make compare: docs/sweeps, a tracked folder the README's sweeps block shows)")
     args = parser.parse_args(argv)
     try:
         sweep = load_sweep(resolve_sweep(args.name), args.params)
@@ -204,10 +206,24 @@ def main(argv: list[str] | None = None) -> int:
     if not any(c in table.columns for c in _task_names()):
         print(f"error: the experiments of sweep {sweep.name!r} have no downstream scores", file=sys.stderr)
         return 2
-    for path in write_comparison(sweep, table, Path(params.paths.results) / "compare", encoder=args.encoder,
-                                 probe=args.probe, split=args.split):
+    written = write_comparison(sweep, table, Path(params.paths.results) / "compare", encoder=args.encoder,
+                               probe=args.probe, split=args.split)
+    if args.publish:
+        written.append(publish(written[0], Path(args.publish) / f"{sweep.name}.md", list(table["experiment"])))
+    for path in written:
         print(path)
     return 0
+
+
+def publish(table_md: Path, target: Path, experiments: list[str]) -> Path:
+    """Copy a comparison's Markdown to ``target`` with where it came from (date, commits of the experiments)."""
+    from datetime import date
+
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    lines = table_md.read_text().rstrip().splitlines()
+    lines += ["", f"`make compare` on {date.today().isoformat()} at commit {head or 'unknown'}, from the experiments "
+              f"{', '.join(f'`{e}`' for e in dict.fromkeys(experiments))} (`dvc exp show`)."]
+    return write_text(target, "\n".join(lines) + "\n")
 
 
 def _task_names() -> list[str]:
