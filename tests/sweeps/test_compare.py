@@ -24,6 +24,8 @@ SHOW = [
                                      _rev("s-b", "2026-11-28T10:05:00", 20, None, error={"msg": "failed"}),
                                      _rev("s-c", "2026-11-28T10:06:00", 40, 0.7, metrics=False)]},
     {"name": "older", "experiments": [_rev("s-a", "2026-11-27T09:00:00", 10, 0.1)]},
+    {"name": "running", "experiments": [{**_rev("s-d", "2026-11-28T10:07:00", 20, 0.6),
+                                         "executor": {"state": "running"}}]},
 ]
 
 

@@ -41,8 +41,11 @@ VERDICT_COLUMNS = {("mlp", "checkerboard"): "wins mlp checkerboard", ("mlp", "co
 
 def experiments_json(dvc: str = "dvc", cwd: str | Path = ".") -> list[dict]:
     """``dvc exp show --json`` parsed (raises ``RuntimeError`` with dvc's message on failure)."""
-    out = subprocess.run([dvc, "exp", "show", "--json", "-n", str(RECENT_COMMITS)], cwd=cwd, capture_output=True,
-                         text=True)
+    try:
+        out = subprocess.run([dvc, "exp", "show", "--json", "-n", str(RECENT_COMMITS)], cwd=cwd, capture_output=True,
+                             text=True)
+    except FileNotFoundError:
+        raise RuntimeError(f"{dvc!r} is not on PATH (run through make, or activate .venv)") from None
     if out.returncode != 0:
         raise RuntimeError(f"dvc exp show failed: {out.stderr.strip()}")
     return json.loads(out.stdout)
@@ -60,7 +63,7 @@ def finished_experiments(rows: list[dict], read: Callable[[str, str], str | None
                          metrics_dir: str = "results/metrics") -> dict[str, dict]:
     """Experiment name -> ``{"params": flat params, "metrics": {file name: data}}`` of the finished experiments.
 
-    A failed or queued experiment has no metrics and is left out; of two experiments of one
+    A failed, queued or running experiment is left out; of two experiments of one
     name, on different commits, the newer is kept. With ``read`` (``git_file_reader``), the params
     are the experiment's whole ``params.yaml`` and the metrics files missing from ``dvc exp show``
     are read from ``metrics_dir`` at the experiment's commit.
@@ -68,6 +71,8 @@ def finished_experiments(rows: list[dict], read: Callable[[str, str], str | None
     out, stamps = {}, {}
     for baseline in rows:
         for exp in baseline.get("experiments") or []:
+            if (exp.get("executor") or {}).get("state") not in (None, "success"):
+                continue   # queued or running: its metrics are the copied baseline's, not its own
             for rev in exp.get("revs") or []:
                 name, data = rev.get("name") or exp.get("name"), rev.get("data") or {}
                 metrics = {Path(path).name: (m or {}).get("data") for path, m in (data.get("metrics") or {}).items()}
