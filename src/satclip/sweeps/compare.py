@@ -31,7 +31,7 @@ from satclip.sweeps.sweep import RECENT_COMMITS, Sweep, load_sweep, resolve_swee
 DOWNSTREAM = "downstream.json"
 PRETRAIN = "pretrain.json"
 HEADLINE = "headline.json"   # the declared metrics file: an experiment that has it has finished
-PRETRAIN_COLUMNS = {"val_top1": "pretrain top-1", "val_median_km": "pretrain median km"}
+PRETRAIN_COLUMNS = {"val_loss": "pretrain val loss", "val_top1": "pretrain top-1", "val_median_km": "pretrain median km"}
 # The study's verdict per experiment (downstream.json "verdict"): on how many tasks `satclip` beats
 # both raw coordinates and satclip-random beyond the paired 95 % interval, by probe and split.
 VERDICT_COLUMNS = {("mlp", "checkerboard"): "wins mlp checkerboard", ("mlp", "continent:Asia"): "wins mlp Asia",
