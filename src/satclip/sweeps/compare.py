@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def publish(table_md: Path, target: Path, experiments: list[str]) -> Path:
-    """Copy a comparison's Markdown to ``target`` with where it came from (date, commits of the experiments)."""
+    """Copy a comparison's Markdown to ``target`` with where it came from (date, HEAD, experiment names)."""
     from datetime import date
 
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
