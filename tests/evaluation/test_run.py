@@ -109,6 +109,20 @@ def test_runs_pair_with_seeds_and_every_fit_is_scored():
     assert rows.loc[("enc", "r2"), "mean"] == pytest.approx(scores.loc["enc", "value"].mean())
 
 
+def test_the_probes_validation_loss_is_kept_per_fit():
+    t = table(300)
+    cfg = EvaluateConfig(seeds=[0, 1], probes=["mlp", "linear", "linear_val"], splits=["checkerboard"], mlp=CFG.mlp)
+    ev = run_task("air_temperature", t, features(t), cfg)
+    val = ev.scores[ev.scores["metric"] == "val_loss"]
+    # mlp and linear_val select on validation; RANGE's linear probe (leave-one-out) has no val loss
+    assert set(val["probe"]) == {"mlp", "linear_val"}
+    assert len(val) == 2 * 2 * 2 and np.isfinite(val["value"]).all() and (val["value"] >= 0).all()
+    # the good features predict the validation blocks better than noise does
+    mlp = val[val["probe"] == "mlp"].groupby("encoder")["value"].mean()
+    assert mlp["good"] < mlp["noise"]
+    assert "val_loss" not in set(ev.results["metric"])   # the tables show test metrics only
+
+
 def test_unavailable_encoders_are_marked_not_fatal():
     t = table(200)
     emb = features(t) | {"geoclip": None}

@@ -11,6 +11,7 @@ from scipy import stats
 
 from satclip.evaluation.verdict import (
     beats_all,
+    counts_sentence,
     outcome,
     paired_interval,
     paired_verdict,
@@ -76,3 +77,29 @@ def test_paired_verdict_counts_and_renders():
     assert "on 1 of 4 tasks (population)" in sentence and "against raw 2 wins, 0 ties, 1 losses, 1 n/a" in sentence
     table = verdict_markdown(verdict, "mlp", "checkerboard")
     assert "| population | r2 | 3 |" in table and "**win**" in table and "n/a: california_housing" in table
+
+
+def test_validation_verdict_compares_the_val_loss_lower_is_better():
+    scores, results = _frames()
+    # val losses: satclip lowest on population (a win on validation), highest on elevation
+    val = {"population": ([0.20, 0.21, 0.22], [0.40, 0.41, 0.43], [0.50, 0.52, 0.51]),
+           "elevation": ([0.60, 0.62, 0.61], [0.30, 0.31, 0.30], [0.50, 0.51, 0.49])}
+    rows = [{"task": task, "encoder": enc, "probe": "mlp", "split": "checkerboard", "seed": seed, "run": seed,
+             "metric": "val_loss", "value": v}
+            for task, per_encoder in val.items()
+            for enc, values in zip(("satclip", "satclip-random", "raw"), per_encoder, strict=True)
+            for seed, v in enumerate(values)]
+    scores = pd.concat([scores, pd.DataFrame(rows)], ignore_index=True)
+    test = paired_verdict(scores, results).set_index(["task", "baseline"])
+    assert test.loc[("elevation", "raw"), "metric"] == "r2"   # the test verdict ignores the val rows
+    v = paired_verdict(scores, results, metric="val_loss").set_index(["task", "baseline"])
+    assert set(v["metric"]) == {"val_loss"}
+    assert v.loc[("population", "satclip-random"), "outcome"] == "win"    # lower loss wins
+    assert v.loc[("elevation", "satclip-random"), "outcome"] == "loss"
+    assert v.loc[("biomes", "raw"), "outcome"] == "n/a"                   # no val loss recorded
+    counts = verdict_counts(v.reset_index())
+    assert counts["mlp"]["checkerboard"]["beats_all"] == 1
+    assert counts_sentence(counts) == ("On the probes' validation loss (no test point), `satclip` beats every "
+                                       "baseline beyond the paired 95 % interval with the mlp probe on: "
+                                       "checkerboard 1 of 4 tasks.")
+    assert counts_sentence({}) == "No mlp probe result has a validation loss."

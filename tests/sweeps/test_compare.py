@@ -14,6 +14,7 @@ def _rev(name, stamp, L, r2, error=None, metrics=True):
     data = {"timestamp": stamp, "params": {"params.yaml": {"data": {"pretrain": {"location": {"legendre_polys": L}}}}},
             "metrics": {"results/metrics/downstream.json": {"data": {
                 "verdict": {"mlp": {"checkerboard": {"beats_all": 0, "tasks": 1}}},
+                "validation_verdict": {"mlp": {"checkerboard": {"beats_all": 1, "tasks": 1}}},
                 "population": {"satclip": {"mlp": {"checkerboard": {"r2": r2}}}}}},
                 "results/metrics/pretrain.json": {"data": {"val_top1": 0.1, "val_median_km": 900.0}}} if metrics else {}}
     return {"revs": [{"name": name, "error": error, "data": data}]}
@@ -44,6 +45,7 @@ def test_comparison_table_in_point_order_with_missing_scores_as_nan():
     assert "verdict" not in table.columns   # the verdict counts are no task ...
     assert table.loc[0, "wins mlp checkerboard"] == "0/1"   # ... but the verdict's columns
     assert "wins mlp Asia" not in table.columns   # no such cell in that experiment's verdict
+    assert "validation_verdict" not in table.columns and table.loc[0, "val wins mlp checkerboard"] == "1/1"
     assert table.loc[0, "pretrain top-1"] == 0.1
     linear = comparison_table(sweep, finished_experiments(SHOW), probe="linear")
     assert math.isnan(linear.loc[0, "population"])

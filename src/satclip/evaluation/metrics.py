@@ -14,8 +14,12 @@ import numpy as np
 
 REGRESSION_METRICS = ("r2", "mse", "mae")
 CLASSIFICATION_METRICS = ("accuracy", "macro_f1", "accuracy_seen")
+# The loss a probe selected its hyper-parameters by, on its validation points (never the test
+# split): MSE of standardized targets or cross-entropy (mlp), RMSE or log-loss (xgboost), squared
+# error or error rate (linear_val). Kept per fit in the scores tables for the validation verdict.
+VAL_LOSS = "val_loss"
 # Metrics where lower is better (the rest: higher is better).
-LOWER_IS_BETTER = frozenset({"mse", "mae"})
+LOWER_IS_BETTER = frozenset({"mse", "mae", VAL_LOSS})
 # The metric a results table shows per task kind.
 PRIMARY_METRIC = {"regression": "r2", "classification": "accuracy"}
 

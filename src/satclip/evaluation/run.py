@@ -1,7 +1,8 @@
 """Evaluate one task: every encoder x probe x split x seed, aggregated into tidy rows.
 
 ``evaluate_task`` returns the rows of ``results/tables/downstream.csv`` for one task;
-``run_task`` also returns every fit's scores (the verdict's paired comparisons), per-point test
+``run_task`` also returns every fit's scores (the verdict's paired comparisons; plus the probe's
+validation loss as metric ``val_loss`` where it has one), per-point test
 predictions of the first seed (for residual maps) and per-fit timings with the chosen
 hyper-parameters.
 
@@ -29,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from satclip.evaluation.config import EvaluateConfig
-from satclip.evaluation.metrics import classification_scores, metric_names, regression_scores
+from satclip.evaluation.metrics import VAL_LOSS, classification_scores, metric_names, regression_scores
 from satclip.evaluation.probes import ProbeSkipped, make_probe
 from satclip.evaluation.splits import Split, make_splits
 
@@ -266,6 +267,10 @@ def _run(task: str, table: pd.DataFrame, embeddings: Mapping[str, np.ndarray | S
             for metric, value in (r.scores or {}).items():
                 scores.append({"task": task, "encoder": enc, "probe": r.probe, "split": r.split, "seed": r.seed,
                                "run": r.run, "metric": metric, "value": value})
+            val_loss = (r.selected or {}).get(VAL_LOSS)
+            if r.scores and isinstance(val_loss, (int, float)) and np.isfinite(val_loss):
+                scores.append({"task": task, "encoder": enc, "probe": r.probe, "split": r.split, "seed": r.seed,
+                               "run": r.run, "metric": VAL_LOSS, "value": float(val_loss)})
             if r.seconds is not None:
                 timings.append({"encoder": enc, "probe": r.probe, "split": r.split, "seed": r.seed,
                                 "seconds": r.seconds, "selected": json.dumps(r.selected, sort_keys=True)})

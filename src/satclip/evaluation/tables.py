@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from satclip.evaluation.metrics import LOWER_IS_BETTER, PRIMARY_METRIC, primary_metric
+from satclip.evaluation.metrics import LOWER_IS_BETTER, PRIMARY_METRIC, VAL_LOSS, primary_metric
 from satclip.evaluation.verdict import (
     PROTOCOLS,
     paired_verdict,
@@ -39,6 +39,10 @@ METRIC_LABEL = {"r2": "R²", "mse": "MSE", "mae": "MAE", "accuracy": "accuracy",
 METRIC_LATEX = {"r2": "R$^2$", "mse": "MSE", "mae": "MAE", "accuracy": "accuracy", "macro_f1": "macro-F1",
                 "accuracy_seen": "accuracy, seen classes"}
 MISSING = "n/a"
+# downstream.json keys that are verdict counts, not tasks (on the test split, on validation)
+VERDICT = "verdict"
+VALIDATION_VERDICT = "validation_verdict"
+VERDICT_KEYS = (VERDICT, VALIDATION_VERDICT)
 
 
 def _task_order() -> tuple[str, ...]:
@@ -332,6 +336,10 @@ def verdict_report(verdict: pd.DataFrame, protocols_only: bool = False) -> str:
 def write_tables(results: pd.DataFrame, layout: Layout, scores: pd.DataFrame | None = None) -> pd.DataFrame:
     """``downstream.csv``, its Markdown and LaTeX tables, the verdict and ``metrics/downstream.json``.
 
+    ``downstream.json`` holds the verdict counts (``"verdict"``), the same counts on the probes'
+    validation loss (``"validation_verdict"``, no test point: what a sweep chooses by) and then
+    ``task -> encoder -> probe -> split -> metric -> mean``.
+
     Returns the verdict (``verdict.VERDICT_COLUMNS``; empty without ``scores``).
     """
     verdict = paired_verdict(scores, results) if scores is not None else pd.DataFrame()
@@ -344,6 +352,9 @@ def write_tables(results: pd.DataFrame, layout: Layout, scores: pd.DataFrame | N
         write_text(layout.tables / "verdict.md", verdict_report(verdict))
     metrics = metrics_json(results)
     if len(verdict):
-        metrics = {"verdict": verdict_counts(verdict), **metrics}
+        validation = paired_verdict(scores, results, metric=VAL_LOSS)
+        metrics = {VERDICT: verdict_counts(verdict), **metrics}
+        if (validation["outcome"] != "n/a").any():
+            metrics = {VALIDATION_VERDICT: verdict_counts(validation), **metrics}
     write_text(layout.metrics("downstream"), json.dumps(metrics, indent=2) + "\n")
     return verdict

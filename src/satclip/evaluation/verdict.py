@@ -8,6 +8,9 @@ differences d_i are paired. Their mean and a two-sided 95 % Student-t interval
 **loss** when below, **tie** otherwise, **n/a** when fewer than 2 pairs exist (a cell without
 scores, e.g. no test point on the held-out continent). With 3 pairs the interval is wide
 (t = 4.30): a win needs a difference that every run shows.
+
+The same comparison on the probes' validation loss (``metric="val_loss"``, lower is better) is the
+**validation verdict**: it uses no test point, so a sweep's default can be chosen by it.
 """
 
 from __future__ import annotations
@@ -55,17 +58,20 @@ def outcome(low: float, high: float, lower_is_better: bool = False) -> str:
 
 
 def paired_verdict(scores: pd.DataFrame, results: pd.DataFrame, encoder: str = ENCODER,
-                   baselines: tuple[str, ...] = BASELINES, level: float = 0.95) -> pd.DataFrame:
+                   baselines: tuple[str, ...] = BASELINES, level: float = 0.95,
+                   metric: str | None = None) -> pd.DataFrame:
     """``VERDICT_COLUMNS``: ``encoder`` against each baseline in every task x probe x split of ``results``.
 
     ``scores``: one row per fit (``run.SCORE_COLUMNS``); ``results``: the tidy table (its cells
-    enumerate the comparisons, its notes say why a cell has no scores).
+    enumerate the comparisons, its notes say why a cell has no scores). ``metric``: the metric
+    compared (default: each cell's primary metric; ``"val_loss"``: the validation verdict).
     """
+    chosen = metric
     rows = []
     cells = results[results["encoder"] == encoder][["task", "probe", "split"]].drop_duplicates()
     for task, probe, split in cells.itertuples(index=False):
         kind = _kind(task, results[results["task"] == task])
-        metric = primary_metric(kind, split)
+        metric = chosen or primary_metric(kind, split)
         here = scores[(scores["task"] == task) & (scores["probe"] == probe) & (scores["split"] == split)
                       & (scores["metric"] == metric)]
         ours = here[here["encoder"] == encoder].set_index("seed")["value"].dropna()
@@ -98,6 +104,17 @@ def verdict_counts(verdict: pd.DataFrame) -> dict:
         leaf["beats_all"] = int((wins == "win").all(axis=1).sum())
         leaf["tasks"] = int(len(wins))
     return out
+
+
+def counts_sentence(counts: dict, probe: str = "mlp", what: str = "validation loss") -> str:
+    """One sentence from ``verdict_counts`` output: tasks won against every baseline, per split of ``probe``."""
+    per_split = counts.get(probe) or {}
+    parts = [f"{split} {leaf['beats_all']} of {leaf['tasks']}" for split, leaf in per_split.items()
+             if "beats_all" in leaf]
+    if not parts:
+        return f"No {probe} probe result has a {what}."
+    return (f"On the probes' {what} (no test point), `{ENCODER}` beats every baseline beyond the paired "
+            f"95 % interval with the {probe} probe on: " + "; ".join(parts) + " tasks.")
 
 
 def beats_all(verdict: pd.DataFrame, probe: str, split: str) -> list[str]:

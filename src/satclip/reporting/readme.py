@@ -23,6 +23,7 @@ from datetime import date
 from pathlib import Path
 
 from satclip.evaluation.metrics import primary_metric
+from satclip.evaluation.tables import VERDICT_KEYS
 from satclip.io import write_text
 
 BLOCKS = ("results", "cost", "sweeps")
@@ -76,7 +77,7 @@ def _goal(verdict: dict) -> str:
 def _main_table(downstream: dict, probe: str, split: str) -> list[str]:
     rows = []
     for task, per_encoder in downstream.items():
-        if task == "verdict":
+        if task in VERDICT_KEYS:
             continue
         cells, metric = [], None
         for enc in ENCODERS:

@@ -24,6 +24,7 @@ import pandas as pd
 import yaml
 
 from satclip.config import ConfigError, merge, read_yaml
+from satclip.evaluation.tables import VALIDATION_VERDICT, VERDICT, VERDICT_KEYS
 from satclip.io import write_json, write_text
 from satclip.schema import flatten
 from satclip.sweeps.sweep import RECENT_COMMITS, Sweep, load_sweep, resolve_sweep
@@ -37,6 +38,10 @@ PRETRAIN_COLUMNS = {"val_loss": "pretrain val loss", "val_top1": "pretrain top-1
 VERDICT_COLUMNS = {("mlp", "checkerboard"): "wins mlp checkerboard", ("mlp", "continent:Asia"): "wins mlp Asia",
                    ("mlp", "continent:Africa"): "wins mlp Africa", ("xgboost", "checkerboard"): "wins xgboost checkerboard",
                    ("linear", "checkerboard"): "wins linear checkerboard"}
+# The same count on the probes' validation loss (downstream.json "validation_verdict"): it uses no
+# test point, so it is what a sweep's default is chosen by.
+VALIDATION_COLUMNS = {("mlp", "checkerboard"): "val wins mlp checkerboard", ("mlp", "continent:Asia"): "val wins mlp Asia",
+                      ("mlp", "continent:Africa"): "val wins mlp Africa"}
 
 
 def experiments_json(dvc: str = "dvc", cwd: str | Path = ".") -> list[dict]:
@@ -124,7 +129,8 @@ def comparison_table(sweep: Sweep, experiments: dict[str, dict], encoder: str = 
     ``base`` and the point's overrides equal): a point two sweeps share is then run once.
 
     Columns: ``experiment``, ``point``, every param the points set, the pretraining metrics, the
-    verdict (``VERDICT_COLUMNS``: tasks won against both baselines, e.g. ``"2/7"``) and one column
+    verdict (``VERDICT_COLUMNS``: tasks won against both baselines, e.g. ``"2/7"``), the same on
+    the probes' validation loss (``VALIDATION_COLUMNS``, where the experiment has it) and one column
     per task (primary metric of ``encoder`` with ``probe`` on ``split``).
     """
     varied = list(dict.fromkeys(k for o in sweep.points.values() for k in o))
@@ -142,13 +148,14 @@ def comparison_table(sweep: Sweep, experiments: dict[str, dict], encoder: str = 
         pretrain = exp["metrics"].get(PRETRAIN) or {}
         row.update({label: pretrain.get(key) for key, label in PRETRAIN_COLUMNS.items()})
         downstream = exp["metrics"][DOWNSTREAM]
-        verdict = downstream.get("verdict") or {}
-        for (v_probe, v_split), label in VERDICT_COLUMNS.items():
-            cell = (verdict.get(v_probe) or {}).get(v_split) or {}
-            if "beats_all" in cell:
-                row[label] = f"{cell['beats_all']}/{cell.get('tasks', '?')}"
+        for key, columns in ((VERDICT, VERDICT_COLUMNS), (VALIDATION_VERDICT, VALIDATION_COLUMNS)):
+            verdict = downstream.get(key) or {}
+            for (v_probe, v_split), label in columns.items():
+                cell = (verdict.get(v_probe) or {}).get(v_split) or {}
+                if "beats_all" in cell:
+                    row[label] = f"{cell['beats_all']}/{cell.get('tasks', '?')}"
         for task in downstream:
-            if task == "verdict":   # the win / tie / loss counts: the verdict columns above
+            if task in VERDICT_KEYS:   # win / tie / loss counts: the verdict columns above
                 continue
             tasks.append(task)
             row[task] = _score(downstream, task, encoder, probe, split)
