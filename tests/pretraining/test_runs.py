@@ -223,3 +223,16 @@ def test_last_ckpt_is_written_every_epoch_even_when_validation_gets_worse(tmp_pa
     trainer.fit(_RisingValLoss(), train_dataloaders=loader, val_dataloaders=loader)
     assert torch.load(tmp_path / "run" / "best.ckpt", weights_only=False)["epoch"] == 0
     assert torch.load(tmp_path / "run" / "last.ckpt", weights_only=False)["epoch"] == 2
+
+
+def test_a_worker_ends_when_its_stage_is_gone():
+    """Side-by-side workers watch the stage process: a killed stage leaves no run training on."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys, time\nfrom satclip.pretraining.runs import _exit_with_parent\n"
+            "_exit_with_parent(int(sys.argv[1]), 0.05)\ntime.sleep(float(sys.argv[2]))\n")
+    alive = subprocess.run([sys.executable, "-c", code, str(os.getpid()), "1"], timeout=120)
+    assert alive.returncode == 0   # its parent (this test) lives: the worker finishes its job
+    orphan = subprocess.run([sys.executable, "-c", code, "1", "60"], timeout=120)   # pid 1 is not its parent
+    assert orphan.returncode == 1

@@ -307,6 +307,22 @@ def _train_job(params: Params, run: int) -> dict:
     return train_run(params, run)
 
 
+def _exit_with_parent(parent: int, interval_s: float = 1.0) -> None:
+    """Worker initializer: end this process when ``parent`` (the stage) is gone.
+
+    A killed stage (``kill``, a CI timeout) leaves its worker processes alive otherwise: they go on
+    training and writing the run directories that a resumed stage reads and writes too.
+    """
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _side_by_side(params: Params, callbacks: list[Callback] | None) -> bool:
     """Whether the runs may train in parallel processes: CPU, one device, not under a launcher."""
     t = params.pretrain.trainer
@@ -344,7 +360,8 @@ def train(params: Params, callbacks: list[Callback] | None = None) -> dict:
         from concurrent.futures import ProcessPoolExecutor
 
         workers = min(params.runtime.pretrain_workers, len(runs))
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
             per_run = list(pool.map(_train_job, [params] * len(runs), runs))
     else:
         per_run = [train_run(params, r, callbacks) for r in runs]
