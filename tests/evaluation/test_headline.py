@@ -30,10 +30,11 @@ def test_headline_counts_wins_against_every_baseline_and_reads_the_headline_task
         ("biomes", "mlp", "checkerboard", "satclip-random", "win"), ("biomes", "mlp", "checkerboard", "raw", "tie"),
         ("population", "mlp", "continent:Asia", "raw", "loss"),
     ])
+    validation = {"mlp": {"checkerboard": {"beats_all": 2, "tasks": 3}}}
     out = headline_metrics(results, verdict, ["population", "biomes", "elevation"],
-                           {"val_top1": 0.163, "val_median_km": 1431.26, "std": {}})
+                           {"val_top1": 0.163, "val_median_km": 1431.26, "std": {}}, validation)
     assert out == {"top1": 0.163, "median_km": 1431.26, "wins_mlp_cb": 1, "wins_mlp_asia": 0,
-                   "population": 0.6123, "biomes": 0.7}
+                   "val_wins_mlp_cb": 2, "population": 0.6123, "biomes": 0.7}
     assert all(isinstance(v, (int, float)) and not math.isnan(v) for v in out.values())
 
 

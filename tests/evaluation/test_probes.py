@@ -117,6 +117,8 @@ def test_two_classes_and_no_validation_points():
         cfg = EvaluateConfig(mlp=MLPConfig(hidden=[16], max_epochs=20, batch_size=32), xgboost=XGB)
         probe = make_probe(name, "classification", cfg, seed=0).fit(x[:150], y[:150])
         assert accuracy(y[150:], probe.predict(x[150:])) > 0.85, name
+        # without validation points no loss is a validation loss (the validation verdict skips the fit)
+        assert probe.selected.get("val_loss") is None, name
 
 
 def test_bad_shapes_raise():

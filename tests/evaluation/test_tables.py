@@ -114,3 +114,29 @@ def test_large_values_get_fewer_decimals():
     df.loc[(df["task"] == "population") & (df["metric"] == "mae"), "mean"] = 45123.456
     text = markdown_table(df, "mlp", "random", primary={"regression": "mae", "classification": "accuracy"})
     assert "45123 ± 0" in text
+
+
+def test_write_tables_adds_the_validation_verdict_without_probes_that_have_no_val_loss(tmp_path):
+    from satclip.evaluation.tables import VALIDATION_VERDICT, VERDICT, write_tables
+    from satclip.paths import Layout
+
+    res = results()
+    res = res[res["encoder"] != "geoclip"]
+    res = pd.concat([res, res[res["encoder"] == "raw"].assign(encoder="satclip-random")], ignore_index=True)
+    scores = []
+    for task, metrics in METRICS.items():
+        for enc, shift in (("satclip", 0.0), ("satclip-random", 0.2), ("raw", 0.3)):
+            for probe in ("linear", "mlp"):
+                for seed in range(3):
+                    scores.append({"task": task, "encoder": enc, "probe": probe, "split": "checkerboard",
+                                   "seed": seed, "run": seed, "metric": metrics[0], "value": 0.5 - shift + 0.01 * seed})
+                    if probe == "mlp":   # only the mlp probe has a validation loss; satclip's is lowest
+                        scores.append({"task": task, "encoder": enc, "probe": probe, "split": "checkerboard",
+                                       "seed": seed, "run": seed, "metric": "val_loss", "value": 0.1 + shift + 0.001 * seed})
+    layout = Layout(tmp_path / "data", tmp_path / "results")
+    write_tables(res, layout, pd.DataFrame(scores))
+    data = json.loads(layout.metrics("downstream").read_text())
+    assert list(data)[:2] == [VERDICT, VALIDATION_VERDICT]   # the counts first, then the tasks
+    assert set(data[VALIDATION_VERDICT]) == {"mlp"}          # linear (no val loss) is left out
+    assert data[VALIDATION_VERDICT]["mlp"]["checkerboard"]["beats_all"] == 3
+    assert data[VERDICT]["linear"]["checkerboard"]["beats_all"] == 3

@@ -10,6 +10,8 @@ Keys (every one a number, NaN-free: a missing value is left out):
   over the pretraining runs;
 - ``wins_<probe>_<split>``: tasks on which ``satclip`` beats every baseline beyond the paired 95 %
   interval (``evaluation.verdict``), for ``WIN_PROTOCOLS``;
+- ``val_wins_mlp_cb``: the same count on the probes' validation loss (the validation verdict, no
+  test point: what a sweep's default is chosen by), MLP probe, checkerboard split;
 - one key per headline task (the first ``HEADLINE_TASKS`` of ``download.labels.tasks``): its primary
   metric for ``satclip`` with the MLP probe on the checkerboard split, mean over seeds.
 """
@@ -20,12 +22,14 @@ import math
 
 import pandas as pd
 
-from satclip.evaluation.verdict import ENCODER, beats_all
+from satclip.evaluation.metrics import primary_metric
+from satclip.evaluation.verdict import ENCODER, beats_all, results_kind
 
 # (probe, split, key suffix): the paper's protocol (MLP, held-out continents), then ours
 WIN_PROTOCOLS = (("mlp", "checkerboard", "mlp_cb"), ("mlp", "continent:Asia", "mlp_asia"),
                  ("mlp", "continent:Africa", "mlp_africa"), ("xgboost", "checkerboard", "xgb_cb"),
                  ("linear", "checkerboard", "lin_cb"), ("linear_val", "checkerboard", "linval_cb"))
+VALIDATION_PROTOCOL = ("mlp", "checkerboard", "val_wins_mlp_cb")
 HEADLINE_TASKS = 2
 SCORE_PROTOCOL = ("mlp", "checkerboard")
 PRETRAIN_KEYS = {"val_top1": "top1", "val_median_km": "median_km"}
@@ -40,8 +44,12 @@ def _number(value) -> float | None:
 
 
 def headline_metrics(results: pd.DataFrame, verdict: pd.DataFrame, tasks: list[str],
-                     pretrain: dict | None = None) -> dict[str, float]:
-    """The headline metrics (module docstring): downstream table, verdict, the task list, pretrain.json."""
+                     pretrain: dict | None = None, validation: dict | None = None) -> dict[str, float]:
+    """The headline metrics (module docstring).
+
+    From the downstream table, the verdict, the task list, pretrain.json and the validation
+    verdict's counts (``downstream.json["validation_verdict"]``).
+    """
     out: dict[str, float] = {}
     for key, name in PRETRAIN_KEYS.items():
         value = _number((pretrain or {}).get(key))
@@ -51,12 +59,18 @@ def headline_metrics(results: pd.DataFrame, verdict: pd.DataFrame, tasks: list[s
     for probe, split, suffix in WIN_PROTOCOLS:
         if split in splits and (verdict["probe"] == probe).any():
             out[f"wins_{suffix}"] = len(beats_all(verdict, probe, split))
+    probe, split, key = VALIDATION_PROTOCOL
+    cell = ((validation or {}).get(probe) or {}).get(split) or {}
+    if "beats_all" in cell:
+        out[key] = int(cell["beats_all"])
     probe, split = SCORE_PROTOCOL
     for task in list(tasks)[:HEADLINE_TASKS]:
         rows = results[(results["task"] == task) & (results["encoder"] == ENCODER)
                        & (results["probe"] == probe) & (results["split"] == split)]
-        metric = next((m for m in ("r2", "accuracy") if (rows["metric"] == m).any()), None)
-        value = _number(rows.loc[rows["metric"] == metric, "mean"].iloc[0]) if metric else None
+        if rows.empty:
+            continue
+        metric = primary_metric(results_kind(task, rows), split)
+        value = _number(rows.loc[rows["metric"] == metric, "mean"].iloc[0]) if (rows["metric"] == metric).any() else None
         if value is not None:
             out[task] = value
     return out

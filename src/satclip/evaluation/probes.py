@@ -188,7 +188,9 @@ class MLPProbe(Probe):
                     if loss < best[0] or best[1] is None:
                         best = (loss, net, transform, {"preprocess": prep, "hidden": hidden, "lr": lr,
                                                        "weight_decay": wd, "best_epoch": epochs,
-                                                       "epochs": self._epochs_trained, "val_loss": loss})
+                                                       "epochs": self._epochs_trained,
+                                                       # no validation points: loss is a training loss
+                                                       "val_loss": loss if len(yv) else None})
         _, self._net, self._transform, self.selected = best
 
     def _loss(self, out, y):

@@ -352,9 +352,12 @@ def write_tables(results: pd.DataFrame, layout: Layout, scores: pd.DataFrame | N
         write_text(layout.tables / "verdict.md", verdict_report(verdict))
     metrics = metrics_json(results)
     if len(verdict):
-        validation = paired_verdict(scores, results, metric=VAL_LOSS)
         metrics = {VERDICT: verdict_counts(verdict), **metrics}
-        if (validation["outcome"] != "n/a").any():
-            metrics = {VALIDATION_VERDICT: verdict_counts(validation), **metrics}
+        validation = paired_verdict(scores, results, metric=VAL_LOSS)
+        # a probe / split without any validation loss (RANGE's leave-one-out linear probe) is left out
+        scored = validation.groupby(["probe", "split"], sort=False)["outcome"].transform(lambda o: (o != "n/a").any())
+        if scored.any():
+            metrics = {VERDICT: metrics.pop(VERDICT), VALIDATION_VERDICT: verdict_counts(validation[scored]),
+                       **metrics}
     write_text(layout.metrics("downstream"), json.dumps(metrics, indent=2) + "\n")
     return verdict

@@ -30,7 +30,8 @@ VERDICT_COLUMNS = ["task", "probe", "split", "metric", "baseline", "n", "mean_di
                    "outcome", "note"]
 
 
-def _kind(task: str, rows: pd.DataFrame) -> str:
+def results_kind(task: str, rows: pd.DataFrame) -> str:
+    """"regression" or "classification": from ``TASKS``, else from the metrics of its result rows."""
     if task in TASKS:
         return TASKS[task].kind
     return "classification" if "accuracy" in set(rows["metric"]) else "regression"
@@ -70,7 +71,7 @@ def paired_verdict(scores: pd.DataFrame, results: pd.DataFrame, encoder: str = E
     rows = []
     cells = results[results["encoder"] == encoder][["task", "probe", "split"]].drop_duplicates()
     for task, probe, split in cells.itertuples(index=False):
-        kind = _kind(task, results[results["task"] == task])
+        kind = results_kind(task, results[results["task"] == task])
         metric = chosen or primary_metric(kind, split)
         here = scores[(scores["task"] == task) & (scores["probe"] == probe) & (scores["split"] == split)
                       & (scores["metric"] == metric)]

@@ -53,12 +53,13 @@ def _describe(rel: str, known: dict[str, str]) -> str | None:
     if parts[0] == "tables":
         if len(parts) == 3 and parts[1] == "tasks":
             if path.name.endswith(".scores.csv"):
-                return f"Every fit's scores of {path.name.removesuffix('.scores.csv')} (seed, pretraining run, metric)."
+                return (f"Every fit's scores of {path.name.removesuffix('.scores.csv')} (seed, pretraining run, "
+                        "metric; the probe's validation loss as val_loss).")
             return f"Tidy results of {stem} (one row per encoder, probe, split, metric)."
         return {"downstream.csv": "All results, tidy: task, encoder, probe, split, metric, mean, std, seeds, runs.",
                 "downstream.md": "The main tables in Markdown (tasks × encoders, one per probe and split).",
                 "downstream.tex": "The same tables in LaTeX (booktabs).",
-                "scores.csv": "Every fit's scores, all tasks (the verdict's input).",
+                "scores.csv": "Every fit's scores and validation loss, all tasks (the verdicts' input).",
                 "verdict.md": "The verdict: satclip minus each baseline, paired over seeds and runs, 95 % intervals.",
                 "verdict.csv": "The verdict, tidy: one row per task, probe, split and baseline."}.get(path.name)
     if parts[0] == "figures" and path.suffix == ".png":

@@ -23,7 +23,8 @@ from datetime import date
 from pathlib import Path
 
 from satclip.evaluation.metrics import primary_metric
-from satclip.evaluation.tables import VERDICT_KEYS
+from satclip.evaluation.tables import VALIDATION_VERDICT, VERDICT_KEYS
+from satclip.evaluation.verdict import counts_sentence
 from satclip.io import write_text
 
 BLOCKS = ("results", "cost", "sweeps")
@@ -120,6 +121,10 @@ def render_results(metrics_dir: str | Path) -> str:
         lines += ["**Verdict** (seed i of `satclip` fits pretraining run i; differences to each baseline "
                   "paired by seed, 95 % Student-t interval; `results/tables/verdict.md`):", ""]
         lines += _verdict_lines(verdict) + ["", _goal(verdict), ""]
+    validation = downstream.get(VALIDATION_VERDICT)
+    if validation:
+        lines += [counts_sentence(validation) + " (The sweeps choose their defaults by this count, never by "
+                  "the test verdict above.)", ""]
     for split in ("checkerboard", "continent:Africa", "continent:Asia"):
         table = _main_table(downstream, "mlp", split)
         if table:

@@ -13,7 +13,7 @@ import pandas as pd
 
 from satclip.config import Params
 from satclip.evaluation.headline import headline_metrics
-from satclip.evaluation.tables import collect_results, collect_scores, write_tables
+from satclip.evaluation.tables import VALIDATION_VERDICT, collect_results, collect_scores, write_tables
 from satclip.io import write_json
 from satclip.paths import Layout
 
@@ -26,7 +26,8 @@ def run_tables(params: Params) -> pd.DataFrame:
     verdict = write_tables(results, layout, collect_scores(layout, tasks))
     pretrain_json = layout.metrics("pretrain")
     pretrain = json.loads(pretrain_json.read_text()) if pretrain_json.is_file() else None
-    write_json(headline_metrics(results, verdict, tasks, pretrain), layout.metrics("headline"))
+    validation = json.loads(layout.metrics("downstream").read_text()).get(VALIDATION_VERDICT)
+    write_json(headline_metrics(results, verdict, tasks, pretrain, validation), layout.metrics("headline"))
     return results
 
 
