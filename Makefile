@@ -51,9 +51,9 @@ endif
 figures: $(STAMP)  ## redraw figures, results/index.html and results/README.md from results on disk (no retraining)
 	dvc repro --single-item --force figures
 
-sweep: $(STAMP)  ## run an ablation as DVC experiments: make sweep NAME=legendre
+sweep: $(STAMP)  ## run an ablation as DVC experiments: make sweep NAME=legendre [POINTS=l20,l40]
 	@test -n "$(NAME)" || { echo "usage: make sweep NAME=<sweep>; sweeps: $(SWEEPS)" >&2; exit 2; }
-	$(VENV)/bin/satclip sweep "$(NAME)"
+	$(VENV)/bin/satclip sweep "$(NAME)" $(if $(POINTS),--points "$(POINTS)")
 
 compare: $(STAMP)  ## one table and figure across a finished sweep: make compare NAME=legendre
 	@test -n "$(NAME)" || { echo "usage: make compare NAME=<sweep>; sweeps: $(SWEEPS)" >&2; exit 2; }

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from satclip.config import ConfigError, load_params
-from satclip.sweeps.sweep import load_sweep, queue_commands, set_args
+from satclip.sweeps.sweep import load_sweep, main, queue_commands, select_points, set_args
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,6 +53,23 @@ def test_load_sweep_validates_every_point(tmp_path):
     with pytest.raises(ConfigError, match="must be one of"):
         load_sweep(_write(tmp_path / "f.yaml", {"points": {"a": {"pretrain.location.network": "resnet"}}}),
                    ROOT / "params.yaml")
+
+
+def test_some_points_only(tmp_path, monkeypatch, capsys):
+    path = _write(tmp_path / "w.yaml", {"points": {"w1": {"pretrain.location.w0_initial": 1.0},
+                                                   "w10": {"pretrain.location.w0_initial": 10.0},
+                                                   "w30": {"pretrain.location.w0_initial": 30.0}}})
+    sweep = load_sweep(path, ROOT / "params.yaml")
+    assert list(select_points(sweep, ["w30", "w10"]).points) == ["w10", "w30"]   # in the file's order
+    assert select_points(sweep, None) == sweep
+    with pytest.raises(ConfigError, match=r"no point\(s\) w5 \(points: w1, w10, w30\)"):
+        select_points(sweep, ["w5"])
+    monkeypatch.chdir(ROOT)
+    assert main([str(path), "--points", "w10", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "w-w10" in out and "w-w1 " not in out and "w-w30" not in out
+    assert main([str(path), "--points", "w5", "--dry-run"]) == 2
+    assert "no point(s) w5" in capsys.readouterr().err
 
 
 def test_queue_commands_apply_the_overlay_then_the_point_and_copy_the_caches(tmp_path, monkeypatch):

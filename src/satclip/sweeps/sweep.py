@@ -9,8 +9,8 @@ A sweep file ``experiments/sweeps/<name>.yaml``::
       l10: {pretrain.location.legendre_polys: 10}
       l40: {pretrain.location.legendre_polys: 40}
 
-``python -m satclip.sweeps.sweep NAME`` (``make sweep NAME=...``) validates every point against the
-params schema, removes earlier experiments of the same names, queues one ``dvc exp run`` per point
+``python -m satclip.sweeps.sweep NAME`` (``make sweep NAME=...``; ``--points a,b`` / ``POINTS=a,b``
+runs some points only) validates every point against the params schema, removes earlier experiments of the same names, queues one ``dvc exp run`` per point
 (experiment ``<sweep>-<point>``) and runs the queue. Each experiment runs in DVC's temporary copy
 of the repository, into which the download cache and the results of the workspace are copied, so
 stages whose inputs a point does not change are skipped there too. The workspace is not touched;
@@ -23,7 +23,7 @@ import json
 import re
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -118,6 +118,21 @@ def load_sweep(path: str | Path, params: str | Path = "params.yaml") -> Sweep:
     return Sweep(path.stem, str(data.get("description", "")), x, overlay, parsed)
 
 
+def select_points(sweep: Sweep, names: list[str] | None) -> Sweep:
+    """``sweep`` with only the points ``names`` (all when None); ``ConfigError`` for an unknown name.
+
+    A point another sweep already ran (the default, shared by most sweeps) need not run again:
+    ``make compare`` finds it by its configuration (``compare.same_configuration``).
+    """
+    if not names:
+        return sweep
+    unknown = [n for n in names if n not in sweep.points]
+    if unknown:
+        raise ConfigError(f"sweep {sweep.name}: no point(s) {', '.join(unknown)} "
+                          f"(points: {', '.join(sweep.points)})")
+    return replace(sweep, points={n: sweep.points[n] for n in sweep.points if n in names})
+
+
 def set_args(sweep: Sweep, point: str) -> list[str]:
     """``-S key=value`` arguments of one point: the overlay's keys, then the point's."""
     values = flatten(read_yaml(sweep.overlay)) if sweep.overlay else {}
@@ -206,7 +221,7 @@ def run_sweep(sweep: Sweep, params: Params, dvc: str = "dvc", cwd: str | Path = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m satclip.sweeps.sweep NAME [--dry-run] [--jobs N]``."""
+    """``python -m satclip.sweeps.sweep NAME [--points a,b] [--dry-run] [--jobs N]``."""
     import argparse
 
     from satclip.config import load_params
@@ -216,9 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--jobs", type=int, default=1, help="experiments run at once (default 1)")
     parser.add_argument("--dry-run", action="store_true", help="print the dvc commands, run nothing")
+    parser.add_argument("--points", help="comma-separated points to run (default: all); e.g. leave out the "
+                        "default's point when another sweep ran it")
     args = parser.parse_args(argv)
     try:
-        sweep = load_sweep(resolve_sweep(args.name), args.params)
+        chosen = [p.strip() for p in args.points.split(",") if p.strip()] if args.points else None
+        sweep = select_points(load_sweep(resolve_sweep(args.name), args.params), chosen)
         params = load_params(args.params, [sweep.overlay] if sweep.overlay else [])
         copy_paths(params)
     except ConfigError as err:
