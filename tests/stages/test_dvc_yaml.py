@@ -9,6 +9,7 @@ import yaml
 
 from imports import REPO
 from satclip.config import Params, load_params
+from satclip.evaluation.headline import HEADLINE_TASKS, PRETRAIN_KEYS, WIN_PROTOCOLS
 from satclip.paths import STAGE_NOTEBOOKS, Layout
 from satclip.stages.check import HEADLINE_PARAMS
 
@@ -62,7 +63,12 @@ def test_headline_params_cover_every_swept_key():
         for point in yaml.safe_load(path.read_text())["points"].values():
             swept |= set(point)
     assert swept <= set(HEADLINE_PARAMS), swept - set(HEADLINE_PARAMS)
-    assert len(HEADLINE_PARAMS) <= 15
+
+
+def test_exp_show_param_deps_has_at_most_30_columns():
+    """Experiment and Created, every headline metric a run can write, the headline params: <= 30."""
+    metrics = (len(PRETRAIN_KEYS) + len(WIN_PROTOCOLS) + 1 + HEADLINE_TASKS)  # + val_wins_mlp_cb
+    assert 2 + metrics + len(HEADLINE_PARAMS) <= 30, (metrics, len(HEADLINE_PARAMS))
 
 
 def test_outputs_are_the_layout_paths():

@@ -52,6 +52,10 @@ HEADLINE_PARAMS: tuple[str, ...] = (
     "pretrain.feature_cache.enabled",
     "pretrain.augment.jitter_deg",
     "pretrain.augment.jitter_mode",
+    "pretrain.location.w0_initial",
+    "pretrain.image.rcf_features",
+    "pretrain.logit_scale_max",
+    "download.bluemarble.n_points",
 )
 
 
