@@ -86,3 +86,21 @@ def test_publish_copies_the_table_with_its_provenance(tmp_path):
     text = out.read_text()
     assert text.startswith("# Sweep s\n") and "| a |" in text
     assert "from the experiments `s-a`, `s-b` (`dvc exp show`)" in text
+
+
+def test_the_newest_commit_is_a_candidate_for_a_shared_point():
+    """The default point need not run as an experiment: the commit's own metrics are read."""
+    files = {("c0ffee1234", "params.yaml"): "pretrain:\n  location:\n    legendre_polys: 10\n",
+             ("c0ffee1234", "results/metrics/downstream.json"):
+                 '{"population": {"satclip": {"mlp": {"checkerboard": {"r2": 0.4}}}}}'}
+    show = [{"rev": "workspace", "data": {"metrics": {"results/metrics/headline.json": {"data": {"top1": 0.9}}}}},
+            {"rev": "c0ffee1234", "name": "main", "data": {
+                "timestamp": "2026-12-01T10:00:00", "metrics": {"results/metrics/headline.json": {"data": {"top1": 0.3}}}},
+             "experiments": [_rev("s-b", "2026-12-01T11:00:00", 20, 0.6)]}]
+    found = finished_experiments(show, lambda rev, path: files.get((rev, path)))
+    assert set(found) == {"main@c0ffee1", "s-b"}   # the workspace is no candidate: nothing ties it to a commit
+    sweep = Sweep("s", "L", "pretrain.location.legendre_polys", None,
+                  {"a": {"pretrain.location.legendre_polys": 10}, "b": {"pretrain.location.legendre_polys": 20}})
+    table = comparison_table(sweep, found, base={"pretrain.location.legendre_polys": 10})
+    assert list(table["experiment"]) == ["main@c0ffee1", "s-b"] and list(table["population"]) == [0.4, 0.6]
+    assert set(finished_experiments(show)) == {"s-b"}   # without the commit's files, no candidate

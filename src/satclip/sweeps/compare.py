@@ -71,33 +71,42 @@ def finished_experiments(rows: list[dict], read: Callable[[str, str], str | None
     A failed, queued or running experiment is left out; of two experiments of one
     name, on different commits, the newer is kept. With ``read`` (``git_file_reader``), the params
     are the experiment's whole ``params.yaml`` and the metrics files missing from ``dvc exp show``
-    are read from ``metrics_dir`` at the experiment's commit.
+    are read from ``metrics_dir`` at the experiment's commit, and the newest commit of the listing
+    is a candidate too, named ``<branch>@<sha>`` (its committed metrics).
     """
     out, stamps = {}, {}
+    head = next((row for row in rows if row.get("rev") not in (None, "workspace")), None)
+    candidates = []
+    if head is not None and read is not None:
+        # the newest commit itself: its git-tracked metrics are the default run's when it was
+        # committed with `dvc status` clean (the README's numbers), so a sweep's default point
+        # need not be run again as an experiment
+        label = f"{head.get('name') or 'HEAD'}@{str(head['rev'])[:7]}"
+        candidates.append(({}, {**head, "name": label}))
     for baseline in rows:
-        for exp in baseline.get("experiments") or []:
-            if (exp.get("executor") or {}).get("state") not in (None, "success"):
-                continue   # queued or running: its metrics are the copied baseline's, not its own
-            for rev in exp.get("revs") or []:
-                name, data = rev.get("name") or exp.get("name"), rev.get("data") or {}
-                metrics = {Path(path).name: (m or {}).get("data") for path, m in (data.get("metrics") or {}).items()}
-                if not name or rev.get("error") or not (metrics.get(HEADLINE) or metrics.get(DOWNSTREAM)):
-                    continue
-                stamp = str(data.get("timestamp") or "")
-                if name in out and stamps[name] >= stamp:
-                    continue
-                params = flatten(((data.get("params") or {}).get("params.yaml") or {}).get("data") or {})
-                sha = rev.get("rev") or data.get("rev")
-                if read is not None and sha:
-                    text = read(sha, "params.yaml")
-                    params = flatten(yaml.safe_load(text) or {}) if text else params
-                    for file in (DOWNSTREAM, PRETRAIN):
-                        text = None if metrics.get(file) else read(sha, f"{metrics_dir}/{file}")
-                        if text:
-                            metrics[file] = json.loads(text)
-                if not metrics.get(DOWNSTREAM):
-                    continue
-                out[name], stamps[name] = {"params": params, "metrics": metrics}, stamp
+        candidates += [(exp, rev) for exp in baseline.get("experiments") or [] for rev in exp.get("revs") or []]
+    for exp, rev in candidates:
+        if (exp.get("executor") or {}).get("state") not in (None, "success"):
+            continue   # queued or running: its metrics are the copied baseline's, not its own
+        name, data = rev.get("name") or exp.get("name"), rev.get("data") or {}
+        metrics = {Path(path).name: (m or {}).get("data") for path, m in (data.get("metrics") or {}).items()}
+        if not name or rev.get("error") or not (metrics.get(HEADLINE) or metrics.get(DOWNSTREAM)):
+            continue
+        stamp = str(data.get("timestamp") or "")
+        if name in out and stamps[name] >= stamp:
+            continue
+        params = flatten(((data.get("params") or {}).get("params.yaml") or {}).get("data") or {})
+        sha = rev.get("rev") or data.get("rev")
+        if read is not None and sha:
+            text = read(sha, "params.yaml")
+            params = flatten(yaml.safe_load(text) or {}) if text else params
+            for file in (DOWNSTREAM, PRETRAIN):
+                text = None if metrics.get(file) else read(sha, f"{metrics_dir}/{file}")
+                if text:
+                    metrics[file] = json.loads(text)
+        if not metrics.get(DOWNSTREAM):
+            continue
+        out[name], stamps[name] = {"params": params, "metrics": metrics}, stamp
     return out
 
 
