@@ -33,8 +33,8 @@ def test_headline_counts_wins_against_every_baseline_and_reads_the_headline_task
     validation = {"mlp": {"checkerboard": {"beats_all": 2, "tasks": 3}}}
     out = headline_metrics(results, verdict, ["population", "biomes", "elevation"],
                            {"val_top1": 0.163, "val_median_km": 1431.26, "std": {}}, validation)
-    assert out == {"top1": 0.163, "median_km": 1431.26, "wins_mlp_cb": 1, "wins_mlp_asia": 0,
-                   "val_wins_mlp_cb": 2, "population": 0.6123, "biomes": 0.7}
+    assert out == {"top1": 0.163, "median_km": 1431.26, "mlp_cb": 1, "mlp_asia": 0,
+                   "mlp_cb_val": 2, "population": 0.6123, "biomes": 0.7}
     assert all(isinstance(v, (int, float)) and not math.isnan(v) for v in out.values())
 
 

@@ -8,9 +8,10 @@ Keys (every one a number, NaN-free: a missing value is left out):
 
 - ``top1``, ``median_km``: pretraining validation top-1 retrieval and median error (km), mean
   over the pretraining runs;
-- ``wins_<probe>_<split>``: tasks on which ``satclip`` beats every baseline beyond the paired 95 %
-  interval (``evaluation.verdict``), for ``WIN_PROTOCOLS``;
-- ``val_wins_mlp_cb``: the same count on the probes' validation loss (the validation verdict, no
+- ``<probe>_<split>`` (``mlp_cb``, ``mlp_asia``, ...): the number of tasks on which ``satclip``
+  beats every baseline beyond the paired 95 % interval (``evaluation.verdict``), for
+  ``WIN_PROTOCOLS``; short names, so that a row and a swept param fit 200 columns;
+- ``mlp_cb_val``: the same count on the probes' validation loss (the validation verdict, no
   test point: what a sweep's default is chosen by), MLP probe, checkerboard split;
 - one key per headline task (the first ``HEADLINE_TASKS`` of ``download.labels.tasks``): its primary
   metric for ``satclip`` with the MLP probe on the checkerboard split, mean over seeds.
@@ -25,11 +26,11 @@ import pandas as pd
 from satclip.evaluation.metrics import primary_metric
 from satclip.evaluation.verdict import ENCODER, beats_all, results_kind
 
-# (probe, split, key suffix): the paper's protocol (MLP, held-out continents), then ours
+# (probe, split, key): the paper's protocol (MLP, held-out continents), then ours
 WIN_PROTOCOLS = (("mlp", "checkerboard", "mlp_cb"), ("mlp", "continent:Asia", "mlp_asia"),
                  ("mlp", "continent:Africa", "mlp_africa"), ("xgboost", "checkerboard", "xgb_cb"),
                  ("linear", "checkerboard", "lin_cb"), ("linear_val", "checkerboard", "linval_cb"))
-VALIDATION_PROTOCOL = ("mlp", "checkerboard", "val_wins_mlp_cb")
+VALIDATION_PROTOCOL = ("mlp", "checkerboard", "mlp_cb_val")
 HEADLINE_TASKS = 2
 SCORE_PROTOCOL = ("mlp", "checkerboard")
 PRETRAIN_KEYS = {"val_top1": "top1", "val_median_km": "median_km"}
@@ -56,9 +57,9 @@ def headline_metrics(results: pd.DataFrame, verdict: pd.DataFrame, tasks: list[s
         if value is not None:
             out[name] = value
     splits = set(verdict["split"]) if len(verdict) else set()
-    for probe, split, suffix in WIN_PROTOCOLS:
+    for probe, split, key in WIN_PROTOCOLS:
         if split in splits and (verdict["probe"] == probe).any():
-            out[f"wins_{suffix}"] = len(beats_all(verdict, probe, split))
+            out[key] = len(beats_all(verdict, probe, split))
     probe, split, key = VALIDATION_PROTOCOL
     cell = ((validation or {}).get(probe) or {}).get(split) or {}
     if "beats_all" in cell:

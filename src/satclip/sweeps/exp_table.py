@@ -4,11 +4,12 @@ Plain ``dvc exp show`` has a column for every key of params.yaml (DVC lists the 
 params file, ~120 keys) and for every file a stage depends on, so a terminal shows little but
 "…". ``satclip exp`` runs it with:
 
-- ``--keep`` (``KEEP``): the experiment, its date and every headline metric
-  (``results/metrics/headline.json``: flat names without a dot) and ``seed`` are always shown;
+- ``--keep`` (``KEEP``): the experiment, every headline metric (``results/metrics/headline.json``:
+  flat names without a dot) and ``seed`` are always shown;
 - ``--only-changed``: of the other columns, only params whose value differs between the rows
   (the key a sweep varies, an edited param);
-- ``--drop`` (``DROP``): no dependency hashes (their names are paths), no queue state columns.
+- ``--drop`` (``DROP``): no dependency hashes (their names are paths), no queue state columns, no
+  ``Created`` date (``dvc exp show`` has it), so that the swept params fit beside the headline.
 
 Any other argument goes to ``dvc exp show`` (``-n 5``, ``--sort-by top1``, ``--csv``, ``--no-pager``...).
 """
@@ -21,8 +22,8 @@ import sys
 from pathlib import Path
 
 # DVC's own bookkeeping columns (merged into Experiment or dropped when empty) are not protected
-KEEP = r"^(Experiment|Created|(?!(rev|typ|parent|State|Executor)$)[^./]+)$"
-DROP = r"(.*/|State$|Executor$)"   # dependency hashes (paths); the queue's bookkeeping
+KEEP = r"^(Experiment|(?!(rev|typ|parent|State|Executor|Created)$)[^./]+)$"
+DROP = r"(.*/|State$|Executor$|Created$)"   # dependency hashes (paths); the queue's bookkeeping; the date
 
 
 def exp_show_command(extra: list[str], dvc: str = "dvc") -> list[str]:
