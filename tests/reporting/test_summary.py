@@ -54,3 +54,12 @@ def test_comparison_chart_numeric_and_categorical_x():
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["l10", "l40"]
     with pytest.raises(ValueError, match="no task columns"):
         figures.comparison_chart(table, x="point", tasks=["elevation"])
+
+
+def test_comparison_chart_with_an_unset_param_labels_it_null():
+    """A point that leaves the swept param null (learned temperature) is a category, not a NaN on an axis."""
+    table = pd.DataFrame({"point": ["learned", "tau01"], "pretrain.logit_scale_max": [float("nan"), 2.302585],
+                          "population": [0.61, 0.60]})
+    fig = figures.comparison_chart(table, x="pretrain.logit_scale_max", tasks=["population"])
+    fig.canvas.draw()   # the tick formatter failed on the NaN here
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["null", "2.302585"]

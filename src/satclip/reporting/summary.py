@@ -173,7 +173,9 @@ def comparison_chart(table: pd.DataFrame, *, x: str, tasks: Sequence[str], encod
     tasks = [t for t in tasks if t in table.columns]
     if not tasks:
         raise ValueError("the comparison table has no task columns")
-    numeric = pd.api.types.is_numeric_dtype(table[x])
+    # a point that leaves the param unset (null: learned temperature, no clamp) has no place on a
+    # numeric axis: then every point is a category, labelled by its value ("null" for the unset one)
+    numeric = pd.api.types.is_numeric_dtype(table[x]) and bool(table[x].notna().all())
     order = table.sort_values(x) if numeric else table
     xs = order[x].to_numpy() if numeric else np.arange(len(order))
     palette = sns.color_palette("colorblind", len(tasks))
@@ -183,7 +185,7 @@ def comparison_chart(table: pd.DataFrame, *, x: str, tasks: Sequence[str], encod
         ax.errorbar(xs, order[task], yerr=std, marker="o", capsize=3, color=colour,
                     label=f"{task} ({_label(primary_metric(task))})")
     if not numeric:
-        ax.set_xticks(xs, order[x].astype(str), rotation=30, ha="right")
+        ax.set_xticks(xs, ["null" if pd.isna(v) else str(v) for v in order[x]], rotation=30, ha="right")
     elif len(xs) <= 8:
         ax.set_xticks(xs)
     ax.set_xlabel(x_label or x)
