@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from imports import REPO
+from satclip.evaluation.headline import HEADLINE_TASKS, PRETRAIN_KEYS, VALIDATION_PROTOCOL, WIN_PROTOCOLS
 from satclip.sweeps.exp_table import exp_show_command
 
 DVC = shutil.which("dvc") or str(Path(sys.executable).parent / "dvc")
@@ -27,9 +28,9 @@ def test_command_keeps_the_headline_and_passes_arguments_through():
 def test_a_repository_with_every_param_of_params_yaml_fits_200_columns(tmp_path):
     """The real params.yaml (~120 keys), deps with hashes, every headline metric, a swept list param: all shown.
 
-    The same check as ``.ci/run`` after its sweep (which varies ``evaluate.seeds``), on the metric names
-    the project's ``results/metrics/headline.json`` has now, so a new headline metric that pushes the
-    swept param out of 200 columns fails here, not only in CI.
+    The same check as ``.ci/run`` after its sweep (which varies ``evaluate.seeds``), on every metric a
+    run can write (``evaluation.headline``'s keys), so a new headline metric that pushes the swept param
+    out of 200 columns fails here, not only in CI.
     """
     env = {**os.environ, "COLUMNS": "200", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@invalid",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@invalid"}
@@ -37,7 +38,10 @@ def test_a_repository_with_every_param_of_params_yaml_fits_200_columns(tmp_path)
     run("git", "init", "-q")
     run(DVC, "init", "-q")
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
-    headline = json.loads((REPO / "results/metrics/headline.json").read_text())
+    tasks = yaml.safe_load((REPO / "params.yaml").read_text())["download"]["labels"]["tasks"][:HEADLINE_TASKS]
+    counts = [key for _, _, key in WIN_PROTOCOLS] + [VALIDATION_PROTOCOL[2]]
+    headline = {"top1": 0.3147, "median_km": 1431.2637, **dict.fromkeys(counts, 7), **dict.fromkeys(tasks, -0.5432)}
+    assert len(headline) == len(PRETRAIN_KEYS) + len(counts) + len(tasks)
     for i in range(12):
         (tmp_path / f"dep{i:02d}.txt").write_text(str(i))
     stage = {"cmd": f"echo '{json.dumps(headline)}' > headline.json", "deps": [f"dep{i:02d}.txt" for i in range(12)],
