@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from satclip.evaluation.run import RESULT_COLUMNS
 from satclip.evaluation.tables import (
@@ -117,7 +118,7 @@ def test_large_values_get_fewer_decimals():
 
 
 def test_write_tables_adds_the_validation_verdict_without_probes_that_have_no_val_loss(tmp_path):
-    from satclip.evaluation.tables import VALIDATION_VERDICT, VERDICT, write_tables
+    from satclip.evaluation.tables import VALIDATION_MARGIN, VALIDATION_VERDICT, VERDICT, write_tables
     from satclip.paths import Layout
 
     res = results()
@@ -140,3 +141,6 @@ def test_write_tables_adds_the_validation_verdict_without_probes_that_have_no_va
     assert set(data[VALIDATION_VERDICT]) == {"mlp"}          # linear (no val loss) is left out
     assert data[VALIDATION_VERDICT]["mlp"]["checkerboard"]["beats_all"] == 3
     assert data[VERDICT]["linear"]["checkerboard"]["beats_all"] == 3
+    margin = data[VALIDATION_MARGIN]["mlp"]["checkerboard"]   # (0.301 - 0.101) / 0.301 on every task
+    assert set(data[VALIDATION_MARGIN]) == {"mlp"} and margin["leads"] == margin["tasks"] == 3
+    assert margin["margin"] == pytest.approx(0.2 / 0.301, abs=1e-5)

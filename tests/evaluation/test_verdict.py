@@ -103,3 +103,28 @@ def test_validation_verdict_compares_the_val_loss_lower_is_better():
                                        "baseline beyond the paired 95 % interval with the mlp probe on: "
                                        "checkerboard 1 of 4 tasks.")
     assert counts_sentence({}) == "No mlp probe result has a validation loss."
+
+
+def test_validation_margin_is_the_relative_gap_to_the_best_baseline():
+    from satclip.evaluation.verdict import margin_sentence, validation_margin
+
+    # population: satclip 0.2 vs best baseline 0.4 (+50 %); elevation: 0.6 vs 0.3 (-100 %);
+    # biomes: raw has no val loss, so no margin; geoclip is no verdict baseline and is ignored
+    val = {"population": {"satclip": 0.2, "satclip-random": 0.4, "raw": 0.5, "geoclip": 0.01},
+           "elevation": {"satclip": 0.6, "satclip-random": 0.3, "raw": 0.5},
+           "biomes": {"satclip": 0.1, "satclip-random": 0.3}}
+    rows = [{"task": task, "encoder": enc, "probe": "mlp", "split": "checkerboard", "seed": seed, "run": seed,
+             "metric": "val_loss", "value": v + 0.01 * (seed - 1)}
+            for task, per_encoder in val.items() for enc, v in per_encoder.items() for seed in range(3)]
+    rows.append({**rows[0], "metric": "r2", "value": 0.9})   # not a validation loss
+    margin = validation_margin(pd.DataFrame(rows))
+    leaf = margin["mlp"]["checkerboard"]
+    assert leaf["per_task"] == {"population": pytest.approx(0.5), "elevation": pytest.approx(-1.0)}
+    # ratios 0.5 and 2: geometric mean 1, no margin (an arithmetic mean of margins would say -25 %)
+    assert leaf["margin"] == pytest.approx(0.0) and leaf["leads"] == 1 and leaf["tasks"] == 2
+    assert list(leaf) == ["margin", "leads", "tasks", "per_task"]
+    assert validation_margin(pd.DataFrame(rows).assign(metric="r2")) == {}
+    assert margin_sentence(margin) == ("`satclip`'s mlp validation loss relative to the best baseline's, geometric "
+                                       "mean over tasks (+: that much lower): checkerboard +0.0 % (lower on 1 of 2 "
+                                       "tasks).")
+    assert margin_sentence({}) == "No mlp probe result has a validation loss."

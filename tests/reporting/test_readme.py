@@ -24,6 +24,7 @@ def _metrics(tmp_path: Path) -> Path:
                             "continent:Asia": {"vs satclip-random": {**counts, "n/a": 1}, "vs raw": counts,
                                                "beats_all": 1, "tasks": 7}}},
         "validation_verdict": {"mlp": {"checkerboard": {"vs raw": counts, "beats_all": 3, "tasks": 7}}},
+        "validation_margin": {"mlp": {"checkerboard": {"margin": 0.021, "leads": 5, "tasks": 7, "per_task": {}}}},
         "population": {"satclip": {"mlp": {"checkerboard": {"r2": 0.6}}}, "raw": {"mlp": {"checkerboard": {"r2": 0.5}}}},
         "biomes": {"satclip": {"mlp": {"continent:Asia": {"accuracy": 0.1, "accuracy_seen": 0.4}}},
                    "raw": {"mlp": {"continent:Asia": {"accuracy": 0.1, "accuracy_seen": None}}}},
@@ -38,6 +39,7 @@ def test_render_results_states_the_verdict_and_tables(tmp_path):
     assert "1 losses, 1 n/a" in text and "**does not hold**" in text
     assert "| population (R²) | **0.600** |" in text and "validation_verdict" not in text
     assert "On the probes' validation loss (no test point)" in text and "checkerboard 3 of 7 tasks" in text
+    assert "checkerboard +2.1 % (lower on 5 of 7 tasks)" in text and "validation_margin" not in text
     assert "| biomes (accuracy, seen classes) | **0.400** |  |  |  | n/a |" in text
 
 

@@ -15,6 +15,8 @@ def _rev(name, stamp, L, r2, error=None, metrics=True):
             "metrics": {"results/metrics/downstream.json": {"data": {
                 "verdict": {"mlp": {"checkerboard": {"beats_all": 0, "tasks": 1}}},
                 "validation_verdict": {"mlp": {"checkerboard": {"beats_all": 1, "tasks": 1}}},
+                "validation_margin": {"mlp": {"checkerboard": {"margin": -0.0123, "leads": 0, "tasks": 1,
+                                                               "per_task": {"population": -0.0123}}}},
                 "population": {"satclip": {"mlp": {"checkerboard": {"r2": r2}}}}}},
                 "results/metrics/pretrain.json": {"data": {"val_top1": 0.1, "val_median_km": 900.0}}} if metrics else {}}
     return {"revs": [{"name": name, "error": error, "data": data}]}
@@ -46,6 +48,7 @@ def test_comparison_table_in_point_order_with_missing_scores_as_nan():
     assert table.loc[0, "wins mlp checkerboard"] == "0/1"   # ... but the verdict's columns
     assert "wins mlp Asia" not in table.columns   # no such cell in that experiment's verdict
     assert "validation_verdict" not in table.columns and table.loc[0, "val wins mlp checkerboard"] == "1/1"
+    assert "validation_margin" not in table.columns and table.loc[0, "val margin mlp checkerboard"] == "-1.2 %"
     assert table.loc[0, "pretrain top-1"] == 0.1
     linear = comparison_table(sweep, finished_experiments(SHOW), probe="linear")
     assert math.isnan(linear.loc[0, "population"])

@@ -23,6 +23,7 @@ from satclip.evaluation.metrics import LOWER_IS_BETTER, PRIMARY_METRIC, VAL_LOSS
 from satclip.evaluation.verdict import (
     PROTOCOLS,
     paired_verdict,
+    validation_margin,
     verdict_counts,
     verdict_markdown,
     verdict_sentence,
@@ -42,7 +43,8 @@ MISSING = "n/a"
 # downstream.json keys that are verdict counts, not tasks (on the test split, on validation)
 VERDICT = "verdict"
 VALIDATION_VERDICT = "validation_verdict"
-VERDICT_KEYS = (VERDICT, VALIDATION_VERDICT)
+VALIDATION_MARGIN = "validation_margin"   # verdict.validation_margin: a continuous validation score
+VERDICT_KEYS = (VERDICT, VALIDATION_VERDICT, VALIDATION_MARGIN)
 
 
 def _task_order() -> tuple[str, ...]:
@@ -337,8 +339,9 @@ def write_tables(results: pd.DataFrame, layout: Layout, scores: pd.DataFrame | N
     """``downstream.csv``, its Markdown and LaTeX tables, the verdict and ``metrics/downstream.json``.
 
     ``downstream.json`` holds the verdict counts (``"verdict"``), the same counts on the probes'
-    validation loss (``"validation_verdict"``, no test point: what a sweep chooses by) and then
-    ``task -> encoder -> probe -> split -> metric -> mean``.
+    validation loss (``"validation_verdict"``, no test point: what a sweep chooses by), how far
+    that loss lies below the best baseline's (``"validation_margin"``: ranks sweep points where the
+    counts tie) and then ``task -> encoder -> probe -> split -> metric -> mean``.
 
     Returns the verdict (``verdict.VERDICT_COLUMNS``; empty without ``scores``).
     """
@@ -358,6 +361,6 @@ def write_tables(results: pd.DataFrame, layout: Layout, scores: pd.DataFrame | N
         scored = validation.groupby(["probe", "split"], sort=False)["outcome"].transform(lambda o: (o != "n/a").any())
         if scored.any():
             metrics = {VERDICT: metrics.pop(VERDICT), VALIDATION_VERDICT: verdict_counts(validation[scored]),
-                       **metrics}
+                       VALIDATION_MARGIN: validation_margin(scores), **metrics}
     write_text(layout.metrics("downstream"), json.dumps(metrics, indent=2) + "\n")
     return verdict

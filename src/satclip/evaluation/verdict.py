@@ -107,6 +107,44 @@ def verdict_counts(verdict: pd.DataFrame) -> dict:
     return out
 
 
+def validation_margin(scores: pd.DataFrame, encoder: str = ENCODER,
+                      baselines: tuple[str, ...] = BASELINES) -> dict:
+    """How far ``encoder``'s probe validation loss is below the best baseline's, per probe and split.
+
+    Per task: ``1 - ours / best``, where ``ours`` is the mean ``val_loss`` of ``encoder`` over
+    seeds and ``best`` the lowest such mean among ``baselines`` (positive: below every baseline;
+    0.05: 5 % lower). Over tasks, the ratios' geometric mean, ``1 - exp(mean log(ours / best))``,
+    so that one task with a tiny baseline loss (3x: -200 %) does not outweigh the rest. A
+    continuous score on validation alone, so sweep points can be ranked where the validation
+    verdict's counts all tie. Returns ``probe -> split -> {"margin": over tasks, "leads": tasks
+    with a positive margin, "tasks": tasks with a value, "per_task": {task: margin}}``; a probe /
+    split without validation losses is left out.
+    """
+    from satclip.evaluation.metrics import VAL_LOSS
+
+    sub = scores[(scores["metric"] == VAL_LOSS) & scores["encoder"].isin([encoder, *baselines])]
+    means = sub.dropna(subset=["value"]).groupby(["probe", "split", "task", "encoder"], sort=False)["value"].mean()
+    out: dict = {}
+    for (probe, split, task), losses in means.groupby(level=["probe", "split", "task"], sort=False):
+        losses = losses.droplevel(["probe", "split", "task"])
+        theirs = losses.reindex(list(baselines))
+        if encoder not in losses or theirs.isna().any():
+            continue
+        best = float(theirs.min())
+        if not best > 0:
+            continue
+        leaf = out.setdefault(probe, {}).setdefault(split, {"per_task": {}})
+        leaf["per_task"][task] = 1 - float(losses[encoder]) / best
+    for per_split in out.values():
+        for leaf in per_split.values():
+            margins = list(leaf["per_task"].values())
+            ratio = float(np.exp(np.mean(np.log1p(-np.asarray(margins)))))   # geometric mean of ours / best
+            leaf.update(margin=round(1 - ratio, 6), leads=sum(m > 0 for m in margins),
+                        tasks=len(margins))
+            leaf["per_task"] = {t: round(m, 6) for t, m in leaf.pop("per_task").items()}   # the summary first
+    return out
+
+
 def counts_sentence(counts: dict, probe: str = "mlp", what: str = "validation loss") -> str:
     """One sentence from ``verdict_counts`` output: tasks won against every baseline, per split of ``probe``."""
     per_split = counts.get(probe) or {}
@@ -116,6 +154,17 @@ def counts_sentence(counts: dict, probe: str = "mlp", what: str = "validation lo
         return f"No {probe} probe result has a {what}."
     return (f"On the probes' {what} (no test point), `{ENCODER}` beats every baseline beyond the paired "
             f"95 % interval with the {probe} probe on: " + "; ".join(parts) + " tasks.")
+
+
+def margin_sentence(margins: dict, probe: str = "mlp") -> str:
+    """One sentence from ``validation_margin`` output: the mean margin per split of ``probe``."""
+    per_split = margins.get(probe) or {}
+    parts = [f"{split} {100 * leaf['margin']:+.1f} % (lower on {leaf['leads']} of {leaf['tasks']} tasks)"
+             for split, leaf in per_split.items() if "margin" in leaf]
+    if not parts:
+        return f"No {probe} probe result has a validation loss."
+    return (f"`{ENCODER}`'s {probe} validation loss relative to the best baseline's, geometric mean over "
+            "tasks (+: that much lower): " + "; ".join(parts) + ".")
 
 
 def beats_all(verdict: pd.DataFrame, probe: str, split: str) -> list[str]:

@@ -23,8 +23,8 @@ from datetime import date
 from pathlib import Path
 
 from satclip.evaluation.metrics import primary_metric
-from satclip.evaluation.tables import VALIDATION_VERDICT, VERDICT_KEYS
-from satclip.evaluation.verdict import counts_sentence
+from satclip.evaluation.tables import VALIDATION_MARGIN, VALIDATION_VERDICT, VERDICT_KEYS
+from satclip.evaluation.verdict import counts_sentence, margin_sentence
 from satclip.io import write_text
 
 BLOCKS = ("results", "cost", "sweeps")
@@ -125,6 +125,9 @@ def render_results(metrics_dir: str | Path) -> str:
     if validation:
         lines += [counts_sentence(validation) + " (The sweeps choose their defaults by this count, never by "
                   "the test verdict above.)", ""]
+    margins = downstream.get(VALIDATION_MARGIN)
+    if margins:
+        lines += [margin_sentence(margins) + " (Where the counts tie, the sweeps rank their points by this.)", ""]
     for split in ("checkerboard", "continent:Africa", "continent:Asia"):
         table = _main_table(downstream, "mlp", split)
         if table:

@@ -56,6 +56,8 @@ HEADLINE_PARAMS: tuple[str, ...] = (
     "pretrain.image.rcf_features",
     "pretrain.logit_scale_max",
     "download.bluemarble.n_points",
+    "evaluate.mlp.lr",
+    "evaluate.mlp.hidden",
 )
 
 

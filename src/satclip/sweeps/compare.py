@@ -24,7 +24,7 @@ import pandas as pd
 import yaml
 
 from satclip.config import ConfigError, merge, read_yaml
-from satclip.evaluation.tables import VALIDATION_VERDICT, VERDICT, VERDICT_KEYS
+from satclip.evaluation.tables import VALIDATION_MARGIN, VALIDATION_VERDICT, VERDICT, VERDICT_KEYS
 from satclip.io import write_json, write_text
 from satclip.schema import flatten
 from satclip.sweeps.sweep import RECENT_COMMITS, Sweep, load_sweep, resolve_sweep
@@ -42,6 +42,10 @@ VERDICT_COLUMNS = {("mlp", "checkerboard"): "wins mlp checkerboard", ("mlp", "co
 # test point, so it is what a sweep's default is chosen by.
 VALIDATION_COLUMNS = {("mlp", "checkerboard"): "val wins mlp checkerboard", ("mlp", "continent:Asia"): "val wins mlp Asia",
                       ("mlp", "continent:Africa"): "val wins mlp Africa"}
+# How far satclip's mean probe validation loss lies below the best baseline's (geometric mean over tasks
+# of the ratio; downstream.json "validation_margin"; + is better): ranks points where the counts above tie.
+MARGIN_COLUMNS = {("mlp", "checkerboard"): "val margin mlp checkerboard", ("mlp", "continent:Asia"): "val margin mlp Asia",
+                  ("mlp", "continent:Africa"): "val margin mlp Africa"}
 
 
 def experiments_json(dvc: str = "dvc", cwd: str | Path = ".") -> list[dict]:
@@ -139,7 +143,9 @@ def comparison_table(sweep: Sweep, experiments: dict[str, dict], encoder: str = 
 
     Columns: ``experiment``, ``point``, every param the points set, the pretraining metrics, the
     verdict (``VERDICT_COLUMNS``: tasks won against both baselines, e.g. ``"2/7"``), the same on
-    the probes' validation loss (``VALIDATION_COLUMNS``, where the experiment has it) and one column
+    the probes' validation loss (``VALIDATION_COLUMNS``, where the experiment has it), the
+    validation margin (``MARGIN_COLUMNS``: "+2.0 %", satclip's validation loss that much below the
+    best baseline's, geometric mean over tasks; where the experiment has it) and one column
     per task (primary metric of ``encoder`` with ``probe`` on ``split``).
     """
     varied = list(dict.fromkeys(k for o in sweep.points.values() for k in o))
@@ -163,6 +169,11 @@ def comparison_table(sweep: Sweep, experiments: dict[str, dict], encoder: str = 
                 cell = (verdict.get(v_probe) or {}).get(v_split) or {}
                 if "beats_all" in cell:
                     row[label] = f"{cell['beats_all']}/{cell.get('tasks', '?')}"
+        margins = downstream.get(VALIDATION_MARGIN) or {}
+        for (v_probe, v_split), label in MARGIN_COLUMNS.items():
+            cell = (margins.get(v_probe) or {}).get(v_split) or {}
+            if "margin" in cell:
+                row[label] = f"{100 * cell['margin']:+.1f} %"
         for task in downstream:
             if task in VERDICT_KEYS:   # win / tie / loss counts: the verdict columns above
                 continue
