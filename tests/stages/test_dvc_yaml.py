@@ -69,7 +69,8 @@ def test_exp_show_param_deps_has_at_most_32_columns():
     """Experiment and Created, every headline metric a run can write, the headline params: <= 32.
 
     (30 until the probe sweep added the MLP grid's learning rate and width; `satclip exp` shows
-    only the params that differ, so its table stays narrow.)"""
+    only the params that differ, so its table stays narrow.)
+    """
     metrics = (len(PRETRAIN_KEYS) + len(WIN_PROTOCOLS) + 1 + HEADLINE_TASKS)  # + mlp_cb_val
     assert 2 + metrics + len(HEADLINE_PARAMS) <= 32, (metrics, len(HEADLINE_PARAMS))
 
