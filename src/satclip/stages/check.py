@@ -56,8 +56,11 @@ HEADLINE_PARAMS: tuple[str, ...] = (
     "pretrain.image.rcf_features",
     "pretrain.logit_scale_max",
     "download.bluemarble.n_points",
+    "download.bluemarble.patch_px",
+    "pretrain.augment.crop_px",
     "evaluate.mlp.lr",
     "evaluate.mlp.hidden",
+    "evaluate.mlp.weight_decay",
 )
 
 
