@@ -82,3 +82,14 @@ def test_the_sweeps_block_shows_every_published_comparison(tmp_path):
     assert main([str(readme), "--results", str(tmp_path), "--data", str(tmp_path / "data"),
                  "--sweeps", str(tmp_path / "sweeps")]) == 0
     assert block(readme.read_text(), "sweeps") == body
+
+
+def test_a_sweeps_figure_is_linked_from_the_readmes_folder(tmp_path):
+    from satclip.reporting.readme import render_sweeps
+
+    sweeps = tmp_path / "docs" / "sweeps"
+    sweeps.mkdir(parents=True)
+    (sweeps / "a.md").write_text("# Sweep a\n\n| point |\n|---|\n| x |\n\n![Sweep a: L](a.png)\n")
+    body = render_sweeps(sweeps)
+    assert f"![Sweep a: L]({sweeps.as_posix()}/a.png)" in body
+    assert "](a.png)" not in body

@@ -107,3 +107,73 @@ def test_the_newest_commit_is_a_candidate_for_a_shared_point():
     table = comparison_table(sweep, found, base={"pretrain.location.legendre_polys": 10})
     assert list(table["experiment"]) == ["main@c0ffee1", "s-b"] and list(table["population"]) == [0.4, 0.6]
     assert set(finished_experiments(show)) == {"s-b"}   # without the commit's files, no candidate
+
+
+PUBLISHED = """# Sweep s
+
+Two values of L
+
+Scores: satclip embedding, mlp probe, checkerboard split; primary metric (R² or accuracy), mean over seeds.
+
+| point | pretrain.location.legendre_polys | evaluate.mlp.lr | wins mlp checkerboard | population | biomes |
+|---|---|---|---|---|---|
+| l10 | 10 | [0.01] | 0/7 | 0.615 | n/a |
+| l20 | 20 | [0.01, 0.001] | 1/7 | 0.702 | 0.731 |
+
+`make compare` on 2026-12-04 at commit abc1234, from the experiments `s-l10`, `s-l20` (`dvc exp show`).
+"""
+
+
+def test_a_published_table_reads_back_with_numbers_as_numbers():
+    from satclip.sweeps.compare import published_table
+
+    table = published_table(PUBLISHED)
+    assert list(table["point"]) == ["l10", "l20"]
+    assert table["pretrain.location.legendre_polys"].tolist() == [10, 20]
+    assert table["population"].tolist() == [0.615, 0.702]
+    assert math.isnan(table["biomes"][0]) and table["biomes"][1] == 0.731   # n/a is a missing score
+    assert table["evaluate.mlp.lr"].tolist() == ["[0.01]", "[0.01, 0.001]"]   # a grid stays a label
+    assert table["wins mlp checkerboard"].tolist() == ["0/7", "1/7"]
+    with pytest.raises(ValueError, match="no comparison table"):
+        published_table("# Sweep s\n\ntext only\n")
+
+
+def test_publish_links_the_figure_above_the_provenance(tmp_path):
+    from satclip.sweeps.compare import figure_line, publish
+
+    table = tmp_path / "s.md"
+    table.write_text("# Sweep s\n\n| point |\n|---|\n| a |\n")
+    sweep = Sweep("s", "Two values of L", "pretrain.location.legendre_polys", None, {})
+    line = figure_line(sweep, tmp_path / "docs" / "s.png")
+    assert line == "![Sweep s: Two values of L](s.png)"
+    text = publish(table, tmp_path / "docs" / "s.md", ["s-a"], line).read_text()
+    assert text.index("| a |") < text.index(line) < text.index("`make compare` on")
+
+
+def test_redraw_draws_the_figure_from_the_published_table_and_links_it_once(tmp_path, capsys):
+    from satclip.sweeps.compare import main
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "s.md").write_text(PUBLISHED)
+    sweep_file = tmp_path / "s.yaml"
+    sweep_file.write_text('description: "Two values of L"\nx: pretrain.location.legendre_polys\n'
+                          "points:\n  l10: {pretrain.location.legendre_polys: 10}\n"
+                          "  l20: {pretrain.location.legendre_polys: 20}\n")
+    for _ in range(2):   # a second redraw replaces the figure and does not link it twice
+        assert main([str(sweep_file), "--publish", str(docs), "--redraw"]) == 0
+    png = docs / "s.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = (docs / "s.md").read_text()
+    assert text.count("](s.png)") == 1
+    assert text.index("| l20 |") < text.index("](s.png)") < text.index("`make compare` on")
+    assert not list(docs.glob("*.tmp*")) and sorted(p.name for p in docs.iterdir()) == ["s.md", "s.png"]
+
+    (docs / "s.md").unlink()
+    png.unlink()
+    assert main([str(sweep_file), "--publish", str(docs), "--redraw"]) == 2
+    assert "no published comparison of sweep 's'" in capsys.readouterr().err
+    assert not png.exists()
+    with pytest.raises(SystemExit) as exit_:
+        main([str(sweep_file), "--redraw"])
+    assert exit_.value.code == 2

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import date
@@ -170,6 +171,9 @@ def render_sweeps(sweeps_dir: str | Path) -> str:
         lines = file.read_text().strip().splitlines()
         if lines and lines[0].startswith("# "):   # "# Sweep x" -> a bold paragraph title
             lines[0] = f"**{lines[0][2:]}** (`{file.as_posix()}`)"
+        # an image beside the table (its figure, `x.png`) is linked from the README's folder
+        lines = [re.sub(r"^(!\[[^\]]*\]\()([^/)]+\))$", rf"\g<1>{file.parent.as_posix()}/\g<2>", line)
+                 for line in lines]
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
 

@@ -323,9 +323,11 @@ def comparison_figures(params: Params, out_dir: Path, show: bool = False) -> lis
     return written
 
 
-def comparison_chart_of(table: pd.DataFrame, name: str, meta_file: str | Path | None = None) -> plt.Figure:
-    """The comparison figure of a table ``satclip compare`` wrote (``meta_file``: its ``.json``)."""
-    meta = json.loads(Path(meta_file).read_text()) if meta_file and Path(meta_file).is_file() else {}
+def comparison_chart_of(table: pd.DataFrame, name: str, meta_file: str | Path | None = None,
+                        meta: dict | None = None) -> plt.Figure:
+    """The comparison figure of a table ``satclip compare`` wrote (``meta_file``: its ``.json``, or ``meta``)."""
+    if meta is None:
+        meta = json.loads(Path(meta_file).read_text()) if meta_file and Path(meta_file).is_file() else {}
     x = meta.get("x") if meta.get("x") in table.columns else "point"
     encoder = meta.get("encoder", "satclip")
     return comparison_chart(

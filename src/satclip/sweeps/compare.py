@@ -9,6 +9,11 @@ varied params, pretraining retrieval, and every task's primary metric for one en
 split), ``<sweep>.md`` (the same as a Markdown table) and ``<sweep>.json`` (what the figure needs:
 the swept parameter, the description, the scoring protocol). The figures stage draws
 ``figures/summary/compare_<sweep>.png`` from them (``make compare`` runs it).
+
+``--publish DIR`` (``make compare``: ``docs/sweeps``, git-tracked) also writes ``DIR/<sweep>.md``
+with its provenance and the same figure as ``DIR/<sweep>.png``, linked from the Markdown, so a
+clone shows every sweep's table and figure without its experiments. ``--redraw`` draws that
+figure again from the published table alone (for a sweep whose experiments are gone).
 """
 
 from __future__ import annotations
@@ -194,7 +199,7 @@ def write_comparison(sweep: Sweep, table: pd.DataFrame, out_dir: str | Path, *, 
                      probe: str = "mlp", split: str = "checkerboard") -> list[Path]:
     """``<sweep>.csv``, ``.md`` and ``.json`` under ``out_dir`` (each written atomically)."""
     out_dir = Path(out_dir)
-    protocol = f"{encoder} embedding, {probe} probe, {split} split; primary metric (R² or accuracy), mean over seeds"
+    protocol = _protocol(encoder, probe, split)
     shown = table.drop(columns=["experiment"]).copy()
     for col in shown.columns:
         if pd.api.types.is_float_dtype(shown[col]):
@@ -223,16 +228,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probe", default="mlp")
     parser.add_argument("--split", default="checkerboard")
     parser.add_argument("--publish", metavar="DIR", help="also write the table to DIR/<sweep>.md with its "
-                        "provenance (make compare: docs/sweeps, a tracked folder the README's sweeps block shows)")
+                        "provenance and its figure to DIR/<sweep>.png (make compare: docs/sweeps, a tracked "
+                        "folder the README's sweeps block shows)")
+    parser.add_argument("--redraw", action="store_true", help="with --publish: only draw DIR/<sweep>.png again "
+                        "from the published DIR/<sweep>.md (no experiment is read)")
     args = parser.parse_args(argv)
+    if args.redraw and not args.publish:
+        parser.error("--redraw needs --publish DIR")
     try:
         sweep = load_sweep(resolve_sweep(args.name), args.params)
+        if args.redraw:
+            for path in redraw(sweep, Path(args.publish) / f"{sweep.name}.md", _protocol(args.encoder, args.probe,
+                                                                                         args.split)):
+                print(path)
+            return 0
         params = load_params(args.params)
         found = finished_experiments(experiments_json(), git_file_reader(),
                                      Path(params.paths.results, "metrics").as_posix())
         base = flatten(merge(read_yaml(args.params), read_yaml(sweep.overlay) if sweep.overlay else {}))
         table = comparison_table(sweep, found, args.encoder, args.probe, args.split, base)
-    except (ConfigError, LookupError, RuntimeError) as err:
+    except (ConfigError, LookupError, RuntimeError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if not any(c in table.columns for c in _task_names()):
@@ -241,21 +256,92 @@ def main(argv: list[str] | None = None) -> int:
     written = write_comparison(sweep, table, Path(params.paths.results) / "compare", encoder=args.encoder,
                                probe=args.probe, split=args.split)
     if args.publish:
-        written.append(publish(written[0], Path(args.publish) / f"{sweep.name}.md", list(table["experiment"])))
+        target = Path(args.publish) / f"{sweep.name}.md"
+        figure = publish_figure(table, sweep, target.with_suffix(".png"),
+                                _protocol(args.encoder, args.probe, args.split))
+        written += [publish(written[0], target, list(table["experiment"]), figure_line(sweep, figure)), figure]
     for path in written:
         print(path)
     return 0
 
 
-def publish(table_md: Path, target: Path, experiments: list[str]) -> Path:
-    """Copy a comparison's Markdown to ``target`` with where it came from (date, HEAD, experiment names)."""
+def _protocol(encoder: str, probe: str, split: str) -> str:
+    return f"{encoder} embedding, {probe} probe, {split} split; primary metric (R² or accuracy), mean over seeds"
+
+
+def figure_line(sweep: Sweep, figure: Path) -> str:
+    """The Markdown image line of a published figure (a path relative to the published table)."""
+    return f"![Sweep {sweep.name}: {sweep.description}]({figure.name})"
+
+
+def publish(table_md: Path, target: Path, experiments: list[str], figure: str | None = None) -> Path:
+    """Copy a comparison's Markdown to ``target`` with where it came from (date, HEAD, experiment names).
+
+    ``figure``: the image line (``figure_line``) of the chart published beside ``target``, put under the table.
+    """
     from datetime import date
 
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     lines = table_md.read_text().rstrip().splitlines()
+    if figure is not None:
+        lines += ["", figure]
     lines += ["", f"`make compare` on {date.today().isoformat()} at commit {head or 'unknown'}, from the experiments "
               f"{', '.join(f'`{e}`' for e in dict.fromkeys(experiments))} (`dvc exp show`)."]
     return write_text(target, "\n".join(lines) + "\n")
+
+
+def publish_figure(table: pd.DataFrame, sweep: Sweep, target: Path, protocol: str) -> Path:
+    """Draw ``sweep``'s comparison chart of ``table`` (one row per point) to ``target`` (a PNG)."""
+    import matplotlib.pyplot as plt
+
+    from satclip.reporting import plots
+    from satclip.reporting.summary import comparison_chart_of
+
+    plots.use_style()
+    meta = {"x": sweep.x, "description": sweep.description, "protocol": protocol}
+    fig = comparison_chart_of(table, sweep.name, meta=meta)
+    try:
+        return plots.save(fig, target.with_suffix(""), formats=("png",), dpi=110)[0]
+    finally:
+        plt.close(fig)
+
+
+def published_table(text: str) -> pd.DataFrame:
+    """The first Markdown table of a published comparison, one row per point; numeric columns as floats.
+
+    Raises ``ValueError`` when ``text`` holds no table.
+    """
+    rows = [line.strip() for line in text.splitlines() if line.strip().startswith("|")]
+    if len(rows) < 3:
+        raise ValueError("no comparison table (a header, a rule and at least one row) in the published file")
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
+    header, body = cells[0], cells[2:]
+    table = pd.DataFrame(body, columns=header)
+    for col in table.columns:
+        values = table[col].replace("n/a", None)
+        numbers = pd.to_numeric(values, errors="coerce")
+        if numbers.notna().sum() == values.notna().sum():   # every given cell is a number
+            table[col] = numbers
+    return table
+
+
+def redraw(sweep: Sweep, published: Path, protocol: str) -> list[Path]:
+    """Draw ``published``'s figure (``<sweep>.png`` beside it) from its table and link it if it is not.
+
+    For a sweep whose experiments are gone: the published table is all that is read. Returns the
+    written paths. Raises ``FileNotFoundError`` without the published table.
+    """
+    if not published.is_file():
+        raise FileNotFoundError(f"{published}: no published comparison of sweep {sweep.name!r} "
+                                "(make compare NAME=... publishes it)")
+    text = published.read_text()
+    figure = publish_figure(published_table(text), sweep, published.with_suffix(".png"), protocol)
+    if f"]({figure.name})" in text:
+        return [figure]
+    lines = text.rstrip().splitlines()
+    at = next((i for i, line in enumerate(lines) if line.startswith("`make compare` on")), len(lines))
+    lines[at:at] = [figure_line(sweep, figure), ""]
+    return [figure, write_text(published, "\n".join(lines) + "\n")]
 
 
 def _task_names() -> list[str]:
