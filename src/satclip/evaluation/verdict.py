@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from satclip.data.labels import TASKS
-from satclip.evaluation.metrics import LOWER_IS_BETTER, primary_metric
+from satclip.evaluation.metrics import LOWER_IS_BETTER, VAL_LOSS, primary_metric
 
 ENCODER = "satclip"
 BASELINES = ("satclip-random", "raw")
@@ -120,8 +120,6 @@ def validation_margin(scores: pd.DataFrame, encoder: str = ENCODER,
     with a positive margin, "tasks": tasks with a value, "per_task": {task: margin}}``; a probe /
     split without validation losses is left out.
     """
-    from satclip.evaluation.metrics import VAL_LOSS
-
     sub = scores[(scores["metric"] == VAL_LOSS) & scores["encoder"].isin([encoder, *baselines])]
     means = sub.dropna(subset=["value"]).groupby(["probe", "split", "task", "encoder"], sort=False)["value"].mean()
     out: dict = {}
@@ -157,7 +155,7 @@ def counts_sentence(counts: dict, probe: str = "mlp", what: str = "validation lo
 
 
 def margin_sentence(margins: dict, probe: str = "mlp") -> str:
-    """One sentence from ``validation_margin`` output: the mean margin per split of ``probe``."""
+    """One sentence from ``validation_margin`` output: the margin per split of ``probe`` (geometric mean over tasks)."""
     per_split = margins.get(probe) or {}
     parts = [f"{split} {100 * leaf['margin']:+.1f} % (lower on {leaf['leads']} of {leaf['tasks']} tasks)"
              for split, leaf in per_split.items() if "margin" in leaf]
