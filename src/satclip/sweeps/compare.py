@@ -318,7 +318,7 @@ def published_table(text: str) -> pd.DataFrame:
     header, body = cells[0], cells[2:]
     table = pd.DataFrame(body, columns=header)
     for col in table.columns:
-        values = table[col].replace("n/a", None)
+        values = table[col].where(table[col] != "n/a")   # n/a: a missing score
         numbers = pd.to_numeric(values, errors="coerce")
         if numbers.notna().sum() == values.notna().sum():   # every given cell is a number
             table[col] = numbers
