@@ -39,9 +39,29 @@ def test_heatmap_marks_the_best_encoder_per_task_and_tolerates_missing_cells():
     fig = figures.score_heatmap(res, probe="mlp", split="checkerboard")
     texts = [t for t in fig.axes[0].texts]
     bold = [t.get_text() for t in texts if t.get_fontweight() == "bold"]
-    assert bold == ["0.60", "0.60"] and "n/a" in [t.get_text() for t in texts]
+    assert bold == ["0.60 ± 0.01", "0.60 ± 0.01"] and "n/a" in [t.get_text() for t in texts]
     with pytest.raises(ValueError, match="no results for probe 'xgboost'"):
         figures.score_heatmap(res, probe="xgboost", split="random")
+
+
+def test_heatmap_colours_scores_on_one_scale_not_per_row():
+    """0.50 is one colour in every row; a row of close scores is not stretched into worst-to-best."""
+    res = _results()
+    res.loc[res["task"] == "biomes", "mean"] = res.loc[res["task"] == "biomes", "mean"] + 0.3   # 0.8 / 0.9
+    fig = figures.score_heatmap(res, probe="mlp", split="checkerboard")
+    shade = fig.axes[0].images[0].get_array()
+    assert shade[0, 0] == pytest.approx(0.5) and shade[0, 1] == pytest.approx(0.6)   # population: 0.5 / 0.6
+    assert shade[1, 0] == pytest.approx(0.8) and shade[1, 1] == pytest.approx(0.9)   # biomes: 0.8 / 0.9
+
+
+def test_run_caption_counts_seeds_of_evaluated_cells_only():
+    from imports import REPO
+    from satclip.config import load_params
+
+    res = _results().assign(n_seeds=3)
+    res.loc[0, ["mean", "n_seeds"]] = [np.nan, 0]   # an n/a cell (no fit) has no seed
+    caption = figures.run_caption(load_params(REPO / "params.yaml"), res)
+    assert "over 3 seeds" in caption and "0/3" not in caption
 
 
 def test_comparison_chart_numeric_and_categorical_x():

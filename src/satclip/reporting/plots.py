@@ -210,14 +210,17 @@ def retrieval_examples(images: list[np.ndarray], true_points: np.ndarray, top_po
         caption: a line at the bottom of the figure saying what made it; empty for none.
     """
     n = len(images)
-    fig = plt.figure(figsize=(3.2 * n, 5.2))
+    # a row of small patches over a map as wide as the figure (an equal-aspect world map in half
+    # of a wide figure's height came out thumbnail-sized)
+    fig = plt.figure(figsize=(11, 7.4))
+    grid = fig.add_gridspec(2, max(n, 1), height_ratios=(1, 3.4))
     palette = plt.get_cmap("tab10")
     for i, image in enumerate(images):
-        ax = fig.add_subplot(2, n, i + 1)
+        ax = fig.add_subplot(grid[0, i])
         ax.imshow(to_rgb(image), interpolation="nearest")
         ax.set_title(f"image {i + 1}", color=palette(i % 10), fontsize=9)
         ax.axis("off")
-    ax = fig.add_subplot(2, 1, 2)
+    ax = fig.add_subplot(grid[1, :])
     _world_axes(ax, countries)
     for i in range(n):
         color = palette(i % 10)

@@ -121,8 +121,11 @@ def task_panels(results: pd.DataFrame, tasks: Sequence[str], *, caption: str = "
 def score_heatmap(results: pd.DataFrame, *, probe: str, split: str, caption: str = "") -> plt.Figure:
     """Tasks x encoders of the primary metric for one probe and split; the best per task is boxed.
 
-    Colours are per row (each task's scores scaled to its own range), so tasks with different
-    metrics share one map; the cells print the values (mean over seeds).
+    Each cell prints the mean ± std over seeds. R² and accuracy share one colour scale, the score
+    itself from 0 to 1 (below 0 takes the bottom colour), so two encoders whose scores differ by
+    less than their spread look alike; a row stretched to its own range made a 0.89 vs 0.93
+    difference look like worst vs best. A task scored by another metric (not bounded by 1) is
+    coloured by its own range, better to the right of the scale, and says so in its label.
     """
     sub = results[(results["probe"] == probe) & (results["split"] == split)]
     if sub.empty:
@@ -130,17 +133,22 @@ def score_heatmap(results: pd.DataFrame, *, probe: str, split: str, caption: str
     tasks = list(dict.fromkeys(sub["task"]))
     encoders = list(dict.fromkeys(sub["encoder"]))
     values = np.full((len(tasks), len(encoders)), np.nan)
+    spreads = np.full_like(values, np.nan)
     metrics = []
     for i, task in enumerate(tasks):
         metric = primary_metric(task)
         metrics.append(metric)
-        scores = sub[(sub["task"] == task) & (sub["metric"] == metric)].set_index("encoder")["mean"]
-        values[i] = scores.reindex(encoders).to_numpy(dtype=float)
-    lo, hi = np.nanmin(values, axis=1, keepdims=True), np.nanmax(values, axis=1, keepdims=True)
-    scaled = (values - lo) / np.where(hi > lo, hi - lo, 1.0)
-    scaled = np.where(np.array([m in LOWER_IS_BETTER for m in metrics])[:, None], 1 - scaled, scaled)
-    fig, ax = plt.subplots(figsize=(1.25 * len(encoders) + 3.2, 0.55 * len(tasks) + 1.6))
-    ax.imshow(np.ma.masked_invalid(scaled), cmap=HEAT, vmin=0, vmax=1, aspect="auto")
+        scores = sub[(sub["task"] == task) & (sub["metric"] == metric)].set_index("encoder").reindex(encoders)
+        values[i] = scores["mean"].to_numpy(dtype=float)
+        spreads[i] = scores["std"].to_numpy(dtype=float)
+    shade = np.clip(values, 0.0, 1.0)
+    own_range = [m not in BOUNDED for m in metrics]
+    for i in np.flatnonzero(own_range):   # not on the shared 0-1 scale: this row's own range
+        lo, hi = np.nanmin(values[i]), np.nanmax(values[i])
+        shade[i] = (values[i] - lo) / (hi - lo if hi > lo else 1.0)
+        shade[i] = 1 - shade[i] if metrics[i] in LOWER_IS_BETTER else shade[i]
+    fig, ax = plt.subplots(figsize=(1.45 * len(encoders) + 3.4, 0.55 * len(tasks) + 1.8))
+    image = ax.imshow(np.ma.masked_invalid(shade), cmap=HEAT, vmin=0, vmax=1, aspect="auto")
     ax.set_facecolor("0.88")  # a missing score (encoder unavailable) shows as a light grey cell
     ax.grid(False)
     for i in range(len(tasks)):
@@ -148,16 +156,20 @@ def score_heatmap(results: pd.DataFrame, *, probe: str, split: str, caption: str
         best = (np.nanargmin(row) if metrics[i] in LOWER_IS_BETTER else np.nanargmax(row)) if np.isfinite(row).any() else -1
         for j in range(len(encoders)):
             text = "n/a" if np.isnan(row[j]) else f"{row[j]:.2f}"
-            colour = "black" if np.isnan(row[j]) or scaled[i, j] > 0.6 else "white"
-            ax.text(j, i, text, ha="center", va="center", fontsize=9, color=colour,
+            if np.isfinite(row[j]) and np.isfinite(spreads[i, j]):
+                text += f" ± {spreads[i, j]:.2f}"
+            colour = "black" if np.isnan(row[j]) or shade[i, j] > 0.6 else "white"
+            ax.text(j, i, text, ha="center", va="center", fontsize=8.5, color=colour,
                     fontweight="bold" if j == best else "normal")
         if best >= 0:
             ax.add_patch(plt.Rectangle((best - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#D55E00", lw=2.2))
     ax.set_xticks(np.arange(len(encoders)), encoders, rotation=30, ha="right")
-    ax.set_yticks(np.arange(len(tasks)), [f"{t} ({_label(m)})" for t, m in zip(tasks, metrics, strict=True)])
+    ax.set_yticks(np.arange(len(tasks)), [f"{t} ({_label(m)}{', own scale' if own else ''})"
+                                          for t, m, own in zip(tasks, metrics, own_range, strict=True)])
     ax.set_xlabel("encoder")
     ax.set_ylabel("task (metric)")
-    ax.set_title(f"{probe} probe, {split} split (best per task boxed; colour scaled per row)")
+    fig.colorbar(image, ax=ax, fraction=0.025, pad=0.015, label="score (R², accuracy)")
+    ax.set_title(f"{probe} probe, {split} split: mean ± std over seeds (best per task boxed)")
     return _finish(fig, caption)
 
 
@@ -241,7 +253,7 @@ def run_caption(params: Params, results: pd.DataFrame | None = None) -> str:
             if params.pretrain.dataset == "bluemarble" else f"pretrained on {params.pretrain.dataset}")
     text += f"; SatCLIP {loc.encoding} L={loc.legendre_polys} {loc.network}"
     if results is not None:
-        seeds = sorted({int(n) for n in results["n_seeds"].dropna()})
+        seeds = sorted({int(n) for n in results["n_seeds"].dropna() if n > 0})   # 0: an n/a cell
         count = "/".join(map(str, seeds)) or "0"
         text += (f"; probes {', '.join(dict.fromkeys(results['probe']))}; splits "
                  f"{', '.join(dict.fromkeys(results['split']))}; mean ± 1 std over {count} "
