@@ -275,7 +275,8 @@ def first_step_embeddings(probes: list[dict], params: Params) -> tuple[list, lis
 
     As ``SatCLIPModule.training_step`` does on each rank: the weights the step met, train mode
     (BatchNorm statistics of the rank's own batch), dropout and augmentation streams of
-    (seed, epoch 0, batch 0), which are the same on every rank.
+    (seed, epoch 0, batch 0) on rank 0 and of (seed, epoch 0, batch 0, rank) on rank r >= 1: each
+    rank draws its own crops and dropout masks for the other pairs it holds.
     """
     hparams = asdict(params.pretrain)
     hparams.pop("runs")
@@ -284,10 +285,11 @@ def first_step_embeddings(probes: list[dict], params: Params) -> tuple[list, lis
     module.train()
     images, locations = [], []
     with torch.no_grad():
-        for probe in probes:
+        for rank, probe in enumerate(probes):
             assert (probe["epoch"], probe["batch_idx"]) == (0, 0)
-            torch.manual_seed(stream_seed(params.seed, TrainStream.DROPOUT, 0, 0))
-            gen = torch.Generator().manual_seed(stream_seed(params.seed, TrainStream.AUGMENT_TRAIN, 0, 0))
+            of_rank = (rank,) if rank else ()
+            torch.manual_seed(stream_seed(params.seed, TrainStream.DROPOUT, 0, 0, *of_rank))
+            gen = torch.Generator().manual_seed(stream_seed(params.seed, TrainStream.AUGMENT_TRAIN, 0, 0, *of_rank))
             batch = probe["batch"]
             pixels, coords = augment_batch(batch["image"], batch["point"], params.pretrain.augment, gen)
             images.append(module.model.encode_image(pixels))

@@ -1,7 +1,7 @@
 """Contrastive pretraining with PyTorch Lightning: data module and module (feature cache: ``feature_cache``).
 
 Every random draw of a run (shuffling, augmentation, dropout) is a function of
-``(seed, epoch, batch)``, so an interrupted run resumed from its last checkpoint reaches the
+``(seed, epoch, batch)`` (and the rank, under DDP), so an interrupted run resumed from its last checkpoint reaches the
 same result as an uninterrupted one, and two runs with one seed agree on the CPU.
 """
 
@@ -166,8 +166,18 @@ class SatCLIPModule(L.LightningModule):
         self._val_km: list[torch.Tensor] = []
 
     # -- helpers ---------------------------------------------------------------------------
+    def _stream_seed(self, stream: TrainStream, batch_idx: int) -> int:
+        """The seed of ``stream`` for this rank's batch ``batch_idx`` of the current epoch.
+
+        Under DDP each rank's batch ``batch_idx`` holds other pairs: rank r >= 1 draws its own crops,
+        flips, jitter and dropout masks (the rank is one more part of the seed); rank 0, and so every
+        single-process run, keeps the draws of (seed, epoch, batch).
+        """
+        parts = (self.seed, stream, self.current_epoch, batch_idx)
+        return stream_seed(*parts, self.global_rank) if self.global_rank else stream_seed(*parts)
+
     def _generator(self, stream: TrainStream, batch_idx: int) -> torch.Generator:
-        return torch.Generator().manual_seed(stream_seed(self.seed, stream, self.current_epoch, batch_idx))
+        return torch.Generator().manual_seed(self._stream_seed(stream, batch_idx))
 
     def _loss(self, img: torch.Tensor, loc: torch.Tensor) -> torch.Tensor:
         scale = self.model.scale()
@@ -198,8 +208,8 @@ class SatCLIPModule(L.LightningModule):
 
     # -- steps -----------------------------------------------------------------------------
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        """One contrastive step; dropout and augmentation drawn from (seed, epoch, batch)."""
-        torch.manual_seed(stream_seed(self.seed, TrainStream.DROPOUT, self.current_epoch, batch_idx))  # dropout
+        """One contrastive step; dropout and augmentation drawn from (seed, epoch, batch[, rank])."""
+        torch.manual_seed(self._stream_seed(TrainStream.DROPOUT, batch_idx))  # dropout
         img, loc = self._encode_batch(batch, self._generator(TrainStream.AUGMENT_TRAIN, batch_idx), augment=True)
         loss = self._loss(img, loc)
         if not torch.isfinite(loss):
