@@ -16,10 +16,9 @@ from satclip.evaluation.tables import (
     markdown_table,
     markdown_tables,
     metrics_json,
-    sort_results,
-    write_downstream_csv,
     write_metrics_json,
 )
+from satclip.evaluation.tidy import sort_results, write_downstream_csv
 
 METRICS = {"population": ["r2", "mse", "mae"], "biomes": ["accuracy", "macro_f1"],
            "air_temperature": ["r2", "mse", "mae"]}

@@ -87,6 +87,15 @@ def test_imports_inside_functions_count():
     assert {"runner.py", "pretrain.py", "training.py"} <= files
 
 
+def test_evaluate_runs_no_study_table_or_verdict_code():
+    """Tabulating the study (tables, verdict) is the tables stage's: editing it re-runs no probe fit."""
+    files = {str(p.relative_to(REPO)) for p in stage_files("evaluate", REPO / notebook_template("evaluate"))}
+    assert "src/satclip/evaluation/tidy.py" in files and "src/satclip/evaluation/probes.py" in files
+    assert not files & {"src/satclip/evaluation/tables.py", "src/satclip/evaluation/verdict.py"}, files
+    tables = {p.name for p in stage_files("tables", REPO / notebook_template("tables"))}
+    assert {"tables.py", "verdict.py", "tidy.py"} <= tables
+
+
 def test_bad_params_write_nothing_and_name_the_key(project, tmp_path, capsys):
     write_fingerprints(project, REPO)
     before = _contents(tmp_path)

@@ -1,10 +1,9 @@
-"""The tidy results table and its renderings: CSV, Markdown, LaTeX, metrics JSON.
+"""The study's tables from the tidy results: Markdown, LaTeX, metrics JSON and the verdict.
 
-Rows are ``RESULT_COLUMNS`` of ``satclip.evaluation.run``. Every output uses one deterministic
-order: tasks as in ``satclip.data.labels.TASKS`` (headline tasks, population and biomes, first),
-then encoders (our default encoders in a fixed order, any other alphabetically), probes, splits
-and metrics. The rendered tables follow the paper's layout: tasks as rows, encoders as columns,
-one table per probe and split, "mean ± std" cells with the best per row in bold.
+Rows are ``RESULT_COLUMNS`` of ``satclip.evaluation.run`` in the canonical order of
+``satclip.evaluation.tidy`` (which also writes the per-task files of the evaluate stage). The
+rendered tables follow the paper's layout: tasks as rows, encoders as columns, one table per
+probe and split, "mean ± std" cells with the best per row in bold.
 """
 
 from __future__ import annotations
@@ -20,6 +19,15 @@ import numpy as np
 import pandas as pd
 
 from satclip.evaluation.metrics import LOWER_IS_BETTER, PRIMARY_METRIC, VAL_LOSS, primary_metric
+from satclip.evaluation.tidy import (
+    PROBE_ORDER,
+    ordered,
+    rank,
+    sort_results,
+    split_rank,
+    write_downstream_csv,
+    write_scores_csv,
+)
 from satclip.evaluation.verdict import (
     PROTOCOLS,
     paired_verdict,
@@ -31,10 +39,6 @@ from satclip.evaluation.verdict import (
 from satclip.io import write_text
 from satclip.paths import Layout
 
-ENCODER_ORDER = ("satclip", "satclip-random", "sh", "wrap", "raw", "geoclip")
-PROBE_ORDER = ("mlp", "xgboost", "linear", "linear_val")
-SPLIT_ORDER = ("random", "checkerboard", "continent")
-METRIC_ORDER = ("r2", "mse", "mae", "accuracy", "macro_f1", "accuracy_seen")
 METRIC_LABEL = {"r2": "R²", "mse": "MSE", "mae": "MAE", "accuracy": "accuracy", "macro_f1": "macro-F1",
                 "accuracy_seen": "accuracy, seen classes"}
 METRIC_LATEX = {"r2": "R$^2$", "mse": "MSE", "mae": "MAE", "accuracy": "accuracy", "macro_f1": "macro-F1",
@@ -45,59 +49,6 @@ VERDICT = "verdict"
 VALIDATION_VERDICT = "validation_verdict"
 VALIDATION_MARGIN = "validation_margin"   # verdict.validation_margin: a continuous validation score
 VERDICT_KEYS = (VERDICT, VALIDATION_VERDICT, VALIDATION_MARGIN)
-
-
-def _task_order() -> tuple[str, ...]:
-    from satclip.data.labels import TASKS
-
-    return tuple(TASKS)
-
-
-def _rank(order: tuple[str, ...], name: str) -> tuple[int, str]:
-    return (order.index(name), "") if name in order else (len(order), name)
-
-
-def _split_rank(name: str) -> tuple[int, str]:
-    return (*_rank(SPLIT_ORDER, name.split(":", 1)[0])[:1], name)
-
-
-def _key(column: str, value: str) -> tuple:
-    """Sort key of one value of ``column`` under the canonical order."""
-    if column == "task":
-        return _rank(_task_order(), value)
-    if column == "encoder":
-        return _rank(ENCODER_ORDER, value)
-    if column == "probe":
-        return _rank(PROBE_ORDER, value)
-    if column == "split":
-        return _split_rank(value)
-    if column == "metric":
-        return _rank(METRIC_ORDER, value)
-    return (0, value)
-
-
-def _ordered(column: str, values) -> list[str]:
-    """Unique values of ``column`` in the canonical order."""
-    return sorted(dict.fromkeys(str(v) for v in values), key=lambda v: _key(column, v))
-
-
-def sort_results(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows in the canonical order (task, encoder, probe, split, metric), index reset."""
-    keys = ["task", "encoder", "probe", "split", "metric"]
-    if df.empty:
-        return df.reset_index(drop=True)
-    ranks = []
-    for k in reversed(keys):  # np.lexsort: the last key is the primary one
-        values = df[k].astype(str)
-        pos = {v: i for i, v in enumerate(_ordered(k, values))}
-        ranks.append(values.map(pos).to_numpy())
-    return df.iloc[np.lexsort(ranks)].reset_index(drop=True)
-
-
-def write_downstream_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write the tidy results to ``path`` (atomically; canonical row order; 6 significant digits)."""
-    text = sort_results(df).to_csv(index=False, float_format="%.6g", lineterminator="\n")
-    return write_text(path, text)
 
 
 def metrics_json(df: pd.DataFrame) -> dict:
@@ -138,9 +89,9 @@ def _digits(values: np.ndarray) -> int:
 def _cells(df: pd.DataFrame, probe: str, split: str, primary: Mapping[str, str]):
     """Rows (task, metric, {encoder: (mean, std, bold)}) and the encoders, for one table."""
     sub = df[(df["probe"] == probe) & (df["split"] == split)]
-    encoders = _ordered("encoder", df["encoder"])
+    encoders = ordered("encoder", df["encoder"])
     body = []
-    for task in _ordered("task", sub["task"]):
+    for task in ordered("task", sub["task"]):
         rows = sub[sub["task"] == task]
         metric = _primary(rows, primary)
         if metric is None:
@@ -195,7 +146,7 @@ def missing_cells(df: pd.DataFrame, primary: Mapping[str, str] = PRIMARY_METRIC)
 
 def _table_keys(df: pd.DataFrame) -> list[tuple[str, str]]:
     pairs = set(zip(df["probe"].astype(str), df["split"].astype(str), strict=True))
-    return sorted(pairs, key=lambda p: (_rank(PROBE_ORDER, p[0]), _split_rank(p[1])))
+    return sorted(pairs, key=lambda p: (rank(PROBE_ORDER, p[0]), split_rank(p[1])))
 
 
 def markdown_table(df: pd.DataFrame, probe: str, split: str,
@@ -302,19 +253,6 @@ def collect_results(layout: Layout, tasks: list[str]) -> pd.DataFrame:
 def collect_scores(layout: Layout, tasks: list[str]) -> pd.DataFrame:
     """Join every task's per-fit scores (``Layout.task_scores``)."""
     return _read_per_task(layout.task_scores, tasks, "scores")
-
-
-def write_scores_csv(scores: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Per-fit scores (``run.SCORE_COLUMNS``) in a fixed order, 6 significant digits, atomically."""
-    keys = ["task", "encoder", "probe", "split", "metric"]
-    if len(scores):
-        ranks = []
-        for k in ["seed", *reversed(keys)]:
-            values = scores[k].astype(str) if k != "seed" else scores[k]
-            pos = {v: i for i, v in enumerate(sorted(set(values)) if k == "seed" else _ordered(k, values))}
-            ranks.append(values.map(pos).to_numpy())
-        scores = scores.iloc[np.lexsort(ranks)]
-    return write_text(path, scores.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
 
 
 def verdict_report(verdict: pd.DataFrame, protocols_only: bool = False) -> str:

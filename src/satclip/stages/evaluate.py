@@ -13,7 +13,7 @@ import pandas as pd
 from satclip.config import Params
 from satclip.data.labels import TASKS
 from satclip.evaluation.run import TaskEvaluation, run_task
-from satclip.evaluation.tables import write_downstream_csv, write_scores_csv
+from satclip.evaluation.tidy import write_downstream_csv, write_scores_csv
 from satclip.extraction.store import load_run_embeddings
 from satclip.io import atomic_path, write_text
 from satclip.paths import Layout
