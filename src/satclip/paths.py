@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from satclip.config import Params
@@ -60,6 +60,17 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "figures": ("seed", "runtime", "download", "pretrain", "extract", "evaluate"),  # its report prints them all
 }
 NOTEBOOKS_DIR = Path("notebooks")
+
+
+def stage_params(params: Params, stage: str) -> dict[str, Any]:
+    """The dotted keys and values of the params ``stage`` reads (its ``STAGE_PARAMS`` entry)."""
+    from satclip.schema import flatten, to_dict
+
+    keys = STAGE_PARAMS[stage]
+    return {k: v for k, v in flatten(to_dict(params)).items()
+            if any(k == key or k.startswith(f"{key}.") for key in keys)}
+
+
 LAND_GRID = "land_grid"  # file stem of the land-grid embeddings beside the task embeddings
 
 

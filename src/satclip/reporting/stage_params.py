@@ -12,8 +12,7 @@ from dataclasses import asdict
 import pandas as pd
 
 from satclip.config import Params, params_hash
-from satclip.paths import STAGE_PARAMS
-from satclip.schema import flatten
+from satclip.paths import STAGE_PARAMS, stage_params
 
 
 def params_table(params: Params, stage: str) -> pd.DataFrame:
@@ -22,13 +21,11 @@ def params_table(params: Params, stage: str) -> pd.DataFrame:
     A stage that reads all of params.yaml (the figures) gets one row per section instead, with the
     params hash that names the run.
     """
-    keys = list(STAGE_PARAMS[stage])
-    flat = flatten(asdict(params))
-    if set(keys) >= {"download", "pretrain", "evaluate"}:
+    if set(STAGE_PARAMS[stage]) >= {"download", "pretrain", "evaluate"}:
         rows = {"params hash": params_hash(params)}
         rows.update({k: "see params.yaml" for k in asdict(params)})
     else:
-        rows = {name: v for name, v in flat.items() if any(name == k or name.startswith(f"{k}.") for k in keys)}
+        rows = stage_params(params, stage)
     text = {k: (", ".join(map(str, v)) if isinstance(v, list) else "null" if v is None else str(v))
             for k, v in rows.items()}
     return pd.DataFrame({"value": text}).rename_axis("parameter")

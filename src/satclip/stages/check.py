@@ -29,10 +29,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from satclip.config import ConfigError, Params, load_params, to_dict
+from satclip.config import ConfigError, Params, load_params
 from satclip.io import write_text
-from satclip.paths import STAGE_NOTEBOOKS, STAGE_PARAMS, Layout, notebook_template
-from satclip.schema import flatten
+from satclip.paths import STAGE_NOTEBOOKS, Layout, notebook_template, stage_params
 from satclip.stages.imports import SRC, stage_files
 
 # The headline params, tracked by the tables stage in dvc.yaml (`dvc exp show --param-deps`,
@@ -62,13 +61,6 @@ HEADLINE_PARAMS: tuple[str, ...] = (
     "evaluate.mlp.hidden",
     "evaluate.mlp.weight_decay",
 )
-
-
-def stage_params(params: Params, stage: str) -> dict[str, Any]:
-    """The dotted keys and values of the params ``stage`` reads (``STAGE_PARAMS``)."""
-    keys = STAGE_PARAMS[stage]
-    flat = flatten(to_dict(params))
-    return {k: v for k, v in flat.items() if any(k == key or k.startswith(f"{key}.") for key in keys)}
 
 
 def _sha256(path: Path) -> str:
