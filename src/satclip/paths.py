@@ -60,6 +60,7 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "figures": ("seed", "runtime", "download", "pretrain", "extract", "evaluate"),  # its report prints them all
 }
 NOTEBOOKS_DIR = Path("notebooks")
+LAND_GRID = "land_grid"  # file stem of the land-grid embeddings beside the task embeddings
 
 
 def stage_params(params: Params, stage: str) -> dict[str, Any]:
@@ -69,9 +70,6 @@ def stage_params(params: Params, stage: str) -> dict[str, Any]:
     keys = STAGE_PARAMS[stage]
     return {k: v for k, v in flatten(to_dict(params)).items()
             if any(k == key or k.startswith(f"{key}.") for key in keys)}
-
-
-LAND_GRID = "land_grid"  # file stem of the land-grid embeddings beside the task embeddings
 
 
 @dataclass(frozen=True)

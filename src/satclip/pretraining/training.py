@@ -1,8 +1,9 @@
 """Contrastive pretraining with PyTorch Lightning: data module and module (feature cache: ``feature_cache``).
 
 Every random draw of a run (shuffling, augmentation, dropout) is a function of
-``(seed, epoch, batch)`` (and the rank, under DDP), so an interrupted run resumed from its last checkpoint reaches the
-same result as an uninterrupted one, and two runs with one seed agree on the CPU.
+``(seed, epoch, batch)`` (and the rank, under DDP), so an interrupted run resumed from its last
+checkpoint reaches the same result as an uninterrupted one, and two runs with one seed agree on
+the CPU.
 """
 
 from __future__ import annotations
