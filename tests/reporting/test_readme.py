@@ -93,3 +93,26 @@ def test_a_sweeps_figure_is_linked_from_the_readmes_folder(tmp_path):
     body = render_sweeps(sweeps)
     assert f"![Sweep a: L]({sweeps.as_posix()}/a.png)" in body
     assert "](a.png)" not in body
+
+
+def _stage_run(results: Path, stem: str, seconds: float) -> None:
+    (results / "notebooks").mkdir(parents=True, exist_ok=True)
+    (results / "notebooks" / f"{stem}.ipynb").write_text(json.dumps({"metadata": {"papermill": {"duration": seconds}}}))
+
+
+def test_the_cost_block_says_when_pretraining_was_reused(tmp_path):
+    from satclip.reporting.readme import render_cost
+
+    results, data = tmp_path / "results", tmp_path / "data"
+    _stage_run(results, "20_pretrain", 30.0)
+    _stage_run(results, "40_evaluate_population", 90.0)
+    (results / "plots").mkdir()
+    # two runs side by side: 3 epochs of 200 s and of 100 s -> the longest run trained 10 minutes
+    (results / "plots" / "pretrain_history.csv").write_text(
+        "run,epoch,epoch_seconds\n" + "".join(f"{r},{e},{200 if r == 0 else 100}\n" for r in (0, 1) for e in range(3)))
+    text = render_cost(results, data)
+    assert "took 2 minutes in all" in text and "reused 2 finished pretraining runs" in text, text
+    assert "training took 10 minutes more" in text, text
+    _stage_run(results, "20_pretrain", 660.0)   # a run that trained: its own time, no note
+    text = render_cost(results, data)
+    assert "took 12 minutes in all" in text and "reused" not in text, text

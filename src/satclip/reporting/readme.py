@@ -27,6 +27,7 @@ from satclip.evaluation.metrics import primary_metric
 from satclip.evaluation.tables import VALIDATION_MARGIN, VALIDATION_VERDICT, VERDICT_KEYS
 from satclip.evaluation.verdict import counts_sentence, margin_sentence
 from satclip.io import write_text
+from satclip.paths import STAGE_NOTEBOOKS, Layout
 
 BLOCKS = ("results", "cost", "sweeps")
 ENCODERS = ("satclip", "satclip-random", "sh", "wrap", "raw", "geoclip")
@@ -144,8 +145,26 @@ def _du(path: Path) -> str:
     return out.split("\t", 1)[0] or "?"
 
 
+def _training_minutes(history: Path) -> tuple[int, float] | None:
+    """(runs, minutes) of the pretraining runs in ``history``: the longest run's epoch times added up."""
+    if not history.is_file():
+        return None
+    import pandas as pd
+
+    h = pd.read_csv(history)
+    if "epoch_seconds" not in h or h.empty:
+        return None
+    per_run = h.groupby("run")["epoch_seconds"].sum() if "run" in h else h["epoch_seconds"].sum()
+    return (len(per_run), float(per_run.max()) / 60) if "run" in h else (1, float(per_run) / 60)
+
+
 def render_cost(results_dir: str | Path, data_dir: str | Path, cache_dir: str | Path = ".dvc/cache") -> str:
-    """The cost block: wall time of each stage notebook of the last run, and disk use."""
+    """The cost block: wall time of each stage notebook of the last run, and disk use.
+
+    When that run reused finished pretraining runs (its pretrain notebook took less time than their
+    recorded training), the block says so and gives the training time from the history, so the
+    block never passes a re-run's minutes off as the cost of a run from scratch.
+    """
     from satclip.reporting.provenance import stage_times
 
     times = stage_times(Path(results_dir))
@@ -154,10 +173,19 @@ def render_cost(results_dir: str | Path, data_dir: str | Path, cache_dir: str | 
     total = sum(times.values())
     slow = sorted(times.items(), key=lambda kv: -kv[1])[:4]
     cores = os.cpu_count()
+    reused = ""
+    history = Layout(data=Path(data_dir), results=Path(results_dir)).history
+    trained = _training_minutes(history)
+    pretrain = times.get(STAGE_NOTEBOOKS["pretrain"])
+    if trained and pretrain is not None and pretrain / 60 < trained[1]:
+        runs, minutes = trained
+        reused = (f"; it reused {runs} finished pretraining run{'s' if runs > 1 else ''} of the same configuration, "
+                  f"whose training took {minutes:.0f} minutes more (the longest run's epochs in "
+                  f"`{history.as_posix()}`; runs train side by side)")
     return (f"Measured on {date.today().isoformat()} on this project's {cores}-core machine: the stage "
             f"notebooks of the last `make repro` took {total / 60:.0f} minutes in all (slowest: "
             + ", ".join(f"{k} {v / 60:.1f} min" for k, v in slow)
-            + f"); `{data_dir}/` holds {_du(Path(data_dir))}, `{results_dir}/` {_du(Path(results_dir))}, the DVC "
+            + f"){reused}; `{data_dir}/` holds {_du(Path(data_dir))}, `{results_dir}/` {_du(Path(results_dir))}, the DVC "
             f"cache {_du(Path(cache_dir))}. Per-stage times: `results/README.md`.\n")
 
 
