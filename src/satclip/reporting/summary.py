@@ -230,7 +230,8 @@ def describe(name: str) -> str:
     if name.startswith("task_"):
         return f"{name.removeprefix('task_')}: every encoder × probe, random vs spatial split."
     if name == "heatmap":
-        return "Tasks × encoders, MLP probe on the spatial split; the best encoder per task is boxed."
+        return ("Tasks × encoders, MLP probe on the spatial split: mean ± std over seeds, colour the score on "
+                "one 0-1 scale; the best encoder per task is boxed.")
     if name.startswith("compare_"):
         return f"Sweep {name.removeprefix('compare_')}: every task's score against the swept parameter (make compare)."
     if name == "pretrain_curves":
