@@ -154,8 +154,8 @@ def _training_minutes(history: Path) -> tuple[int, float] | None:
     h = pd.read_csv(history)
     if "epoch_seconds" not in h or h.empty:
         return None
-    per_run = h.groupby("run")["epoch_seconds"].sum() if "run" in h else h["epoch_seconds"].sum()
-    return (len(per_run), float(per_run.max()) / 60) if "run" in h else (1, float(per_run) / 60)
+    per_run = (h if "run" in h else h.assign(run=0)).groupby("run")["epoch_seconds"].sum()
+    return len(per_run), float(per_run.max()) / 60
 
 
 def render_cost(results_dir: str | Path, data_dir: str | Path, cache_dir: str | Path = ".dvc/cache") -> str:
